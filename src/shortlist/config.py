@@ -1,0 +1,104 @@
+"""Defaults and the one place where arguments, environment variables and defaults are resolved.
+
+Order everywhere: an explicit argument, then the environment variable, then the default. Environment variables are
+read when a value is resolved, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, get_args
+
+from shortlist.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_K",
+    "DEFAULT_MODEL",
+    "ENV_BACKEND",
+    "ENV_CHROMA_PATH",
+    "ENV_DEVICE",
+    "ENV_MODEL",
+    "Backend",
+    "LongTextPolicy",
+    "resolve_backend",
+    "resolve_chroma_path",
+    "resolve_device",
+    "user_cache_dir",
+    "user_data_dir",
+]
+
+Backend = Literal["torch", "onnx", "onnx-int8"]
+LongTextPolicy = Literal["split", "truncate", "error"]
+
+#: The model this project is built around. Resolved offline from the packaged weights (see :mod:`shortlist.model`).
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_BACKEND: Backend = "torch"
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_K = 4
+DEFAULT_QUERY_CACHE_SIZE = 1024
+
+ENV_MODEL = "SHORTLIST_MODEL"
+ENV_DEVICE = "SHORTLIST_DEVICE"
+ENV_BACKEND = "SHORTLIST_BACKEND"
+ENV_CHROMA_PATH = "SHORTLIST_CHROMA_PATH"
+ENV_HOME = "SHORTLIST_HOME"
+ENV_CACHE = "SHORTLIST_CACHE"
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def resolve_device(device: str | None) -> str:
+    """Return the torch device to use: the argument, then ``SHORTLIST_DEVICE``, then ``"cpu"``.
+
+    The default is the CPU, not "whatever accelerator is there": results and speed then do not change with the
+    machine. Pass ``"cuda"`` or ``"mps"`` (or set ``SHORTLIST_DEVICE``) to use one.
+    """
+    return device or _env(ENV_DEVICE) or "cpu"
+
+
+def resolve_backend(backend: str | None) -> Backend:
+    """Return the backend to use: the argument, then ``SHORTLIST_BACKEND``, then :data:`DEFAULT_BACKEND`.
+
+    Raises:
+        ConfigError: if the name is not one of ``"torch"``, ``"onnx"``, ``"onnx-int8"``.
+    """
+    value = backend or _env(ENV_BACKEND) or DEFAULT_BACKEND
+    choices = get_args(Backend)
+    if value not in choices:
+        msg = f"Unknown backend {value!r}: choose one of {', '.join(map(repr, choices))}."
+        raise ConfigError(msg)
+    return value  # type: ignore[return-value]
+
+
+def user_data_dir() -> Path:
+    """Folder for shortlist's data (the default Chroma database): ``SHORTLIST_HOME`` or ``~/.local/share/shortlist``."""
+    home = _env(ENV_HOME)
+    if home:
+        return Path(home).expanduser()
+    base = _env("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "shortlist"
+
+
+def user_cache_dir() -> Path:
+    """Folder for derived files (exported ONNX models): ``SHORTLIST_CACHE`` or ``~/.cache/shortlist``."""
+    cache = _env(ENV_CACHE)
+    if cache:
+        return Path(cache).expanduser()
+    base = _env("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shortlist"
+
+
+def resolve_chroma_path(path: str | os.PathLike[str] | None) -> Path:
+    """Return the embedded Chroma folder: the argument, then ``SHORTLIST_CHROMA_PATH``, then ``<data dir>/chroma``."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = _env(ENV_CHROMA_PATH)
+    if env:
+        return Path(env).expanduser()
+    return user_data_dir() / "chroma"
