@@ -1,0 +1,385 @@
+"""The demo corpus: Python's own documentation, built offline from what every Python installation carries.
+
+Two kinds of documents, in a fixed order:
+
+1. **Topics** — every entry of :mod:`pydoc_data.topics` (the text ``help("try")`` prints: the language reference's
+   sections on statements, expressions, data model, built-in types...). One document per topic, id
+   ``topic:<name>``, metadata ``title`` (the section heading), ``kind="topic"``, ``topic``.
+2. **Docstrings** — the public modules, classes and functions of a curated list of standard-library modules
+   (:data:`DOC_MODULES`): one document per module (``doc:<module>``), per class (``doc:<module>.<Class>``, its
+   public methods' docstrings appended) and per function (``doc:<module>.<function>``); metadata ``title`` (the
+   qualified name), ``kind`` (``"module"``, ``"class"`` or ``"function"``) and ``module``.
+
+Modules are imported with warnings silenced and stdout/stderr captured; modules with side effects on import
+(``antigravity``, ``this``, GUI toolkits, ``idlelib``, ``turtle``...) are never in the list, and a module that fails
+to import (a platform that lacks it) is skipped. The result is deterministic for a given Python build: the same
+ids, texts and order on every call.
+
+Example:
+    ```python
+    from shortlist.corpus import demo_corpus
+
+    docs = demo_corpus(topics=["try"], modules=["json"])
+    print(docs[0].id, docs[0].metadata["title"])
+    # topic:try The "try" statement
+    ```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from shortlist.errors import InputError
+
+__all__ = [
+    "DOC_MODULES",
+    "SKIPPED_MODULES",
+    "CorpusDocument",
+    "demo_corpus",
+    "docstring_documents",
+    "topic_documents",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The standard-library modules whose docstrings join the demo corpus: the ones people reach for most, picked so
+#: that a full ingest stays within a few minutes on 2 CPU cores (see :func:`demo_corpus`).
+DOC_MODULES: tuple[str, ...] = (
+    "abc",
+    "argparse",
+    "array",
+    "asyncio",
+    "base64",
+    "bisect",
+    "builtins",
+    "calendar",
+    "collections",
+    "collections.abc",
+    "concurrent.futures",
+    "contextlib",
+    "copy",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "enum",
+    "fnmatch",
+    "fractions",
+    "functools",
+    "glob",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "html",
+    "http.client",
+    "importlib",
+    "inspect",
+    "io",
+    "itertools",
+    "json",
+    "logging",
+    "math",
+    "operator",
+    "os",
+    "os.path",
+    "pathlib",
+    "pickle",
+    "platform",
+    "pprint",
+    "queue",
+    "random",
+    "re",
+    "secrets",
+    "shlex",
+    "shutil",
+    "signal",
+    "socket",
+    "sqlite3",
+    "statistics",
+    "string",
+    "struct",
+    "subprocess",
+    "sys",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "time",
+    "timeit",
+    "traceback",
+    "typing",
+    "unicodedata",
+    "unittest",
+    "urllib.parse",
+    "urllib.request",
+    "uuid",
+    "warnings",
+    "weakref",
+    "xml.etree.ElementTree",
+    "zipfile",
+    "zoneinfo",
+)
+
+#: Modules never imported by :func:`docstring_documents`, whatever the caller asks: they act on import (open a
+#: browser, print a poem, start a GUI) or pull in a GUI toolkit or the test suite.
+SKIPPED_MODULES: frozenset[str] = frozenset(
+    {
+        "__main__",
+        "antigravity",
+        "this",
+        "idlelib",
+        "tkinter",
+        "turtle",
+        "turtledemo",
+        "test",
+        "readline",
+        "rlcompleter",
+        "ensurepip",
+        "pydoc_data",
+    }
+)
+
+# Module objects re-exported elsewhere: os.path's functions live in posixpath (or ntpath) and genericpath.
+_OWNER_ALIASES: dict[str, frozenset[str]] = {
+    "os.path": frozenset({"posixpath", "ntpath", "genericpath"}),
+    "os": frozenset({"posix", "nt"}),
+}
+_UNDERLINE = re.compile(r"^\s*([*=\-^~\"'`#+])\1{2,}\s*$")
+
+
+@dataclass(frozen=True)
+class CorpusDocument:
+    """One document of the demo corpus.
+
+    Attributes:
+        id: ``topic:<name>`` or ``doc:<qualified name>``; unique within the corpus.
+        text: The document's text (a topic's help text, or a signature followed by a docstring).
+        metadata: ``title``, ``kind`` and either ``topic`` or ``module`` (all strings).
+    """
+
+    id: str
+    text: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The document as ``{"id", "text", "metadata"}``, the form :meth:`Prefilter.add_documents` takes."""
+        return {"id": self.id, "text": self.text, "metadata": dict(self.metadata)}
+
+
+# ---------------------------------------------------------------------------------------------------- topics
+def _clean_topic(text: str) -> tuple[str, str]:
+    """Drop reST underline rows; return (title, text)."""
+    lines = [line for line in text.splitlines() if not _UNDERLINE.match(line)]
+    body = "\n".join(lines).strip()
+    title = next((line.strip() for line in lines if line.strip()), "")
+    return title, body
+
+
+def topic_documents(topics: Iterable[str] | None = None) -> list[CorpusDocument]:
+    """One document per :mod:`pydoc_data.topics` entry, sorted by topic name.
+
+    Args:
+        topics: Only these topic names (e.g. ``["try", "exceptions"]``); ``None`` (default) for all of them.
+
+    Returns:
+        The documents, ids ``topic:<name>``.
+
+    Raises:
+        InputError: if a named topic does not exist (the message lists a few that do).
+    """
+    from pydoc_data.topics import topics as all_topics
+
+    names = sorted(all_topics)
+    if topics is not None:
+        wanted = list(dict.fromkeys(topics))
+        unknown = [t for t in wanted if t not in all_topics]
+        if unknown:
+            msg = f"Unknown pydoc topic(s) {unknown}: choose among {len(names)} such as {names[:6]}."
+            raise InputError(msg)
+        names = sorted(wanted)
+    docs = []
+    for name in names:
+        title, body = _clean_topic(all_topics[name])
+        if body:
+            docs.append(CorpusDocument(f"topic:{name}", body, {"title": title, "kind": "topic", "topic": name}))
+    return docs
+
+
+# ---------------------------------------------------------------------------------------------------- docstrings
+def _import_quietly(name: str) -> ModuleType | None:
+    if name in SKIPPED_MODULES or name.split(".")[0] in SKIPPED_MODULES:
+        return None
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(name)
+    except (Exception, SystemExit) as exc:  # a module this platform lacks, or one that fails on import
+        logger.debug("Skipping module %s: %s", name, exc)
+        return None
+
+
+def _doc(obj: object) -> str:
+    doc = getattr(obj, "__doc__", None)
+    if not isinstance(doc, str):
+        return ""
+    return inspect.cleandoc(doc).strip()
+
+
+def _signature(obj: object) -> str:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return str(inspect.signature(obj))  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError):
+        return ""
+
+
+def _public_names(module: ModuleType) -> list[str]:
+    exported = getattr(module, "__all__", None)
+    if isinstance(exported, list | tuple) and all(isinstance(n, str) for n in exported):
+        names = [n for n in exported if hasattr(module, n)]
+    else:
+        names = [n for n in vars(module) if not n.startswith("_")]
+    return sorted(set(names))
+
+
+def _belongs(obj: object, module_name: str, listed: frozenset[str]) -> bool:
+    """Whether ``obj`` should be documented under ``module_name``."""
+    owner = getattr(obj, "__module__", None)
+    if not isinstance(owner, str):
+        return False
+    if owner == module_name or owner in _OWNER_ALIASES.get(module_name, ()):
+        return True
+    if owner in listed:
+        return False  # documented under its own module
+    # Defined in a private helper (``_io``, ``_collections``) or an unlisted submodule (``asyncio.tasks``).
+    return any(part.startswith("_") for part in owner.split(".")) or owner.startswith(module_name + ".")
+
+
+def _class_text(qualname: str, cls: type) -> str:
+    parts = [f"class {qualname}{_signature(cls)}", _doc(cls)]
+    for name, member in sorted(vars(cls).items()):
+        if name.startswith("_"):
+            continue
+        target = member.__func__ if isinstance(member, classmethod | staticmethod) else member
+        doc = _doc(target)
+        if not doc or not (callable(target) or isinstance(target, property)):
+            continue
+        sig = _signature(target) if callable(target) else ""
+        parts.append(f"{qualname}.{name}{sig}: {doc}")
+    return "\n\n".join(p for p in parts if p)
+
+
+def _module_documents(name: str, module: ModuleType, listed: frozenset[str], seen: set[int]) -> list[CorpusDocument]:
+    docs: list[CorpusDocument] = []
+    module_doc = _doc(module)
+    if module_doc:
+        docs.append(
+            CorpusDocument(
+                f"doc:{name}", f"Module {name}\n\n{module_doc}", {"title": name, "kind": "module", "module": name}
+            )
+        )
+    for attr in _public_names(module):
+        obj = getattr(module, attr, None)
+        if id(obj) in seen or not (inspect.isclass(obj) or inspect.isroutine(obj)):
+            continue
+        if not _belongs(obj, name, listed):
+            continue
+        qualname = f"{name}.{attr}"
+        if inspect.isclass(obj):
+            if not _doc(obj):
+                continue
+            kind, text = "class", _class_text(qualname, obj)
+        else:
+            doc = _doc(obj)
+            if not doc:
+                continue
+            kind, text = "function", f"{qualname}{_signature(obj)}\n\n{doc}"
+        seen.add(id(obj))
+        docs.append(CorpusDocument(f"doc:{qualname}", text, {"title": qualname, "kind": kind, "module": name}))
+    return docs
+
+
+def docstring_documents(modules: Sequence[str] | None = None) -> list[CorpusDocument]:
+    """Documents from the docstrings of standard-library modules, their public classes and functions.
+
+    Each object is documented once, under the first listed module that defines or re-exports it (``open`` under
+    ``builtins``, ``io.TextIOWrapper`` under ``io``).
+
+    Args:
+        modules: Module names (``"json"``, ``"os.path"``); default :data:`DOC_MODULES`. Names in
+            :data:`SKIPPED_MODULES` and modules that fail to import are skipped.
+
+    Returns:
+        The documents in module order, then by name; ids ``doc:<qualified name>``.
+
+    Raises:
+        InputError: if ``modules`` is a bare string rather than a list of names.
+    """
+    if isinstance(modules, str):
+        msg = f"modules must be a list of module names, got the string {modules!r}: wrap it in a list."
+        raise InputError(msg)
+    names = list(dict.fromkeys(DOC_MODULES if modules is None else modules))
+    listed = frozenset(names)
+    seen: set[int] = set()
+    docs: list[CorpusDocument] = []
+    for name in names:
+        module = _import_quietly(name)
+        if module is None:
+            continue
+        docs.extend(_module_documents(name, module, listed, seen))
+    return docs
+
+
+def demo_corpus(
+    *,
+    topics: Iterable[str] | None = None,
+    modules: Sequence[str] | None = None,
+    include_topics: bool = True,
+    include_docstrings: bool = True,
+    limit: int | None = None,
+) -> list[CorpusDocument]:
+    """The whole demo corpus: pydoc topics first, then standard-library docstrings.
+
+    With the defaults (all 79 topics of Python 3.11 and the :data:`DOC_MODULES` docstrings) this is about 2,000
+    documents and 6,000 chunks of 128 tokens.
+
+    Args:
+        topics: Only these pydoc topics (default: all).
+        modules: Only these modules' docstrings (default: :data:`DOC_MODULES`).
+        include_topics: Include the pydoc topics (default ``True``).
+        include_docstrings: Include the docstrings (default ``True``).
+        limit: Keep only the first ``limit`` documents (a small, fast slice for tests and notebooks).
+
+    Returns:
+        The documents, in a deterministic order, with unique ids.
+
+    Raises:
+        InputError: if ``limit`` is negative or a topic name is unknown.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        msg = f"limit must be a non-negative int or None, got {limit!r}."
+        raise InputError(msg)
+    docs: list[CorpusDocument] = []
+    if include_topics:
+        docs.extend(topic_documents(topics))
+    if include_docstrings and (limit is None or len(docs) < limit):
+        docs.extend(docstring_documents(modules))
+    return docs if limit is None else docs[:limit]
+
+
+def iter_texts(docs: Iterable[CorpusDocument]) -> Iterator[str]:
+    """The texts of ``docs``, in order (a convenience for counting tokens)."""
+    for doc in docs:
+        yield doc.text
