@@ -31,11 +31,14 @@ import contextlib
 import importlib
 import inspect
 import io
+import json
 import logging
+import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -44,9 +47,11 @@ from shortlist.errors import InputError
 __all__ = [
     "DOC_MODULES",
     "SKIPPED_MODULES",
+    "SUPPORTED_SUFFIXES",
     "CorpusDocument",
     "demo_corpus",
     "docstring_documents",
+    "read_documents",
     "topic_documents",
 ]
 
@@ -379,7 +384,133 @@ def demo_corpus(
     return docs if limit is None else docs[:limit]
 
 
-def iter_texts(docs: Iterable[CorpusDocument]) -> Iterator[str]:
-    """The texts of ``docs``, in order (a convenience for counting tokens)."""
-    for doc in docs:
-        yield doc.text
+# ---------------------------------------------------------------------------------------------------- user files
+#: File types :func:`read_documents` reads: plain text and Markdown (one document per file) and JSON Lines (one
+#: document per line, e.g. a BEIR ``corpus.jsonl``).
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".rst", ".jsonl")
+_ID_FIELDS = ("_id", "id", "doc_id")
+
+
+def _is_beir_folder(folder: Path) -> bool:
+    return (folder / "corpus.jsonl").is_file() and (folder / "queries.jsonl").is_file()
+
+
+def _files_under(folder: Path) -> Iterator[Path]:
+    """Supported files under ``folder``, sorted, hidden ones skipped; only ``corpus.jsonl`` of a BEIR folder."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        if _is_beir_folder(here):
+            yield here / "corpus.jsonl"
+            dirs[:] = [d for d in dirs if d != "qrels"]
+            continue
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+                yield here / name
+
+
+def _scalar_metadata(obj: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    nested = obj.get("metadata")
+    items = list(obj.items()) + (list(nested.items()) if isinstance(nested, dict) else [])
+    for key, value in items:
+        if key in skip or key == "metadata" or not isinstance(key, str):
+            continue
+        if isinstance(value, str | int | float | bool) and value != "":
+            meta[key] = value
+    return meta
+
+
+def _read_jsonl(path: Path, text_field: str, title_field: str) -> Iterator[CorpusDocument]:
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                msg = f"{path}, line {lineno}: not valid JSON ({exc.msg})."
+                raise InputError(msg) from exc
+            if not isinstance(obj, dict):
+                msg = f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}."
+                raise InputError(msg)
+            text = obj.get(text_field)
+            if not isinstance(text, str):
+                fields = ", ".join(sorted(map(str, obj))[:8])
+                msg = (
+                    f"{path}, line {lineno}: no string field {text_field!r} (fields: {fields}); "
+                    "name the text field with --text-field."
+                )
+                raise InputError(msg)
+            title = obj.get(title_field)
+            title = title.strip() if isinstance(title, str) else ""
+            body = f"{title}\n\n{text}" if title and title not in text else text
+            if not body.strip():
+                continue
+            doc_id = next((str(obj[f]) for f in _ID_FIELDS if obj.get(f) not in (None, "")), None)
+            doc_id = doc_id or f"{path.name}:{lineno}"
+            meta = _scalar_metadata(obj, {text_field, *_ID_FIELDS})
+            meta.setdefault("title", title or doc_id)
+            meta["path"] = str(path)
+            yield CorpusDocument(doc_id, body, meta)
+
+
+def read_documents(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    text_field: str = "text",
+    title_field: str = "title",
+) -> Iterator[CorpusDocument]:
+    """Read documents from files and folders, lazily and in a stable order.
+
+    - ``.txt``, ``.md``, ``.markdown``, ``.rst``: one document per file; id = the file's absolute path, metadata
+      ``title`` (the file name) and ``path``. Empty files are skipped.
+    - ``.jsonl``: one document per line, a JSON object with a string ``text_field``; a ``title_field`` is put
+      before the text (the BEIR convention); id from ``_id``, ``id`` or ``doc_id`` (else ``<file>:<line>``); the
+      other scalar fields become metadata.
+    - A folder: its supported files, recursively, sorted, hidden files skipped. A BEIR dataset folder
+      (``corpus.jsonl`` beside ``queries.jsonl``) contributes its ``corpus.jsonl`` only.
+
+    The same files give the same ids, so indexing them again changes nothing.
+
+    Args:
+        paths: Files and folders.
+        text_field: The JSON Lines field holding the text (default ``"text"``).
+        title_field: The JSON Lines field holding a title (default ``"title"``).
+
+    Yields:
+        :class:`CorpusDocument` objects.
+
+    Raises:
+        InputError: if a path does not exist, a file type is not supported, a file is not UTF-8, or a JSON line is
+            malformed or lacks the text field; the message names the file and line.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            files = list(_files_under(path))
+        elif path.is_file():
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                msg = f"Cannot index {path}: supported files are {', '.join(SUPPORTED_SUFFIXES)} (or a folder)."
+                raise InputError(msg)
+            files = [path]
+        else:
+            msg = f"{path} does not exist."
+            raise InputError(msg)
+        for file in files:
+            try:
+                if file.suffix.lower() == ".jsonl":
+                    yield from _read_jsonl(file, text_field, title_field)
+                    continue
+                text = file.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                msg = f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start})."
+                raise InputError(msg) from exc
+            except OSError as exc:
+                msg = f"Cannot read {file}: {exc.strerror or exc}."
+                raise InputError(msg) from exc
+            if text.strip():
+                absolute = file.resolve()
+                yield CorpusDocument(str(absolute), text, {"title": file.name, "path": str(absolute)})
