@@ -21,18 +21,40 @@ from shortlist.errors import (
 )
 from shortlist.text import clean_text, split_text
 
+#: Exported lazily (PEP 562): ``import shortlist`` does not import chromadb; the first use of the name does.
+_LAZY = {"ChunkStore": "shortlist.store", "Prefilter": "shortlist.prefilter"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'shortlist' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 try:
     __version__ = version("shortlist")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
     __version__ = "0.0.0"
 
-__all__ = [
+__all__ = [  # noqa: F822 - ChunkStore and Prefilter are lazy attributes (see __getattr__)
+    "ChunkStore",
     "ConfigError",
     "EmbeddingModelMismatchError",
     "Encoder",
     "InputError",
     "MissingDependencyError",
     "ModelNotFoundError",
+    "Prefilter",
     "ShortlistError",
     "StoreError",
     "TextTooLongError",
