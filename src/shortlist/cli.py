@@ -12,16 +12,17 @@ usage mistakes exit with code 2. Add a command with ``@cli.command()`` and the s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -31,7 +32,7 @@ from shortlist.errors import ShortlistError
 
 if TYPE_CHECKING:
     from shortlist.encoder import Encoder
-    from shortlist.prefilter import Prefilter
+    from shortlist.prefilter import Prefilter, SearchMode
     from shortlist.types import Shortlist
 
 __all__ = ["cli", "main"]
@@ -161,7 +162,7 @@ def _require_collection(db: Path, collection: str) -> None:
 
 
 def _open_prefilter(db: Path, collection: str, settings: EncoderSettings, **kwargs: Any) -> Prefilter:
-    from shortlist.prefilter import Prefilter
+    from shortlist.prefilter import Prefilter, SearchMode
 
     return Prefilter(collection, path=db, encoder=settings.encoder(), **kwargs)
 
@@ -304,7 +305,8 @@ def index(
         raise click.ClickException(msg)
     prefilter = _open_prefilter(db, collection, settings, chunk_tokens=chunk_tokens, chunk_overlap=overlap)
     show = sys.stderr.isatty() if progress is None else progress
-    report = prefilter.add_documents(docs, batch_size=batch_size, progress=show)
+    with ingest_progress(len(docs), enabled=show) as callback:
+        report = prefilter.add_documents(docs, batch_size=batch_size, progress=callback)
     seconds = time.perf_counter() - started
     summary = _report_dict(report)
     summary.update(collection=collection, db=str(db), seconds=round(seconds, 2), total_chunks=prefilter.count())
@@ -312,6 +314,29 @@ def index(
         _echo_json(summary)
         return
     click.echo(_report_line(summary))
+
+
+@contextlib.contextmanager
+def ingest_progress(total: int, *, enabled: bool, desc: str = "indexing") -> Iterator[Callable[[Any], None] | None]:
+    """A tqdm bar on stderr over ``total`` documents, as a ``progress`` callback for ``Prefilter.add_documents``.
+
+    Yields ``None`` when not ``enabled``.
+    """
+    if not enabled:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="doc", file=sys.stderr, dynamic_ncols=True)
+
+    def update(report: Any) -> None:
+        bar.update(int(report.documents) - bar.n)
+        bar.set_postfix(chunks=int(report.chunks), new=int(report.added), refresh=False)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def _report_dict(report: Any) -> dict[str, Any]:
@@ -466,7 +491,7 @@ def query(
         min_score=min_score,
         where=where,
         where_document=where_document,
-        mode="hybrid" if hybrid else (mode or "dense"),
+        mode=cast("SearchMode", "hybrid" if hybrid else (mode or "dense")),
         mmr=mmr,
         max_per_source=max_per_source,
         budget=budget,

@@ -62,12 +62,9 @@ logger = logging.getLogger(__name__)
 DOC_MODULES: tuple[str, ...] = (
     "abc",
     "argparse",
-    "array",
-    "asyncio",
     "base64",
     "bisect",
     "builtins",
-    "calendar",
     "collections",
     "collections.abc",
     "concurrent.futures",
@@ -76,8 +73,6 @@ DOC_MODULES: tuple[str, ...] = (
     "csv",
     "dataclasses",
     "datetime",
-    "decimal",
-    "difflib",
     "enum",
     "fnmatch",
     "fractions",
@@ -89,18 +84,15 @@ DOC_MODULES: tuple[str, ...] = (
     "html",
     "http.client",
     "importlib",
-    "inspect",
     "io",
     "itertools",
     "json",
     "logging",
     "math",
-    "operator",
     "os",
     "os.path",
     "pathlib",
     "pickle",
-    "platform",
     "pprint",
     "queue",
     "random",
@@ -108,28 +100,20 @@ DOC_MODULES: tuple[str, ...] = (
     "secrets",
     "shlex",
     "shutil",
-    "signal",
-    "socket",
     "sqlite3",
-    "statistics",
     "string",
-    "struct",
     "subprocess",
     "sys",
     "tempfile",
     "textwrap",
     "threading",
     "time",
-    "timeit",
     "traceback",
     "typing",
-    "unicodedata",
     "unittest",
     "urllib.parse",
     "urllib.request",
-    "uuid",
     "warnings",
-    "weakref",
     "xml.etree.ElementTree",
     "zipfile",
     "zoneinfo",
@@ -160,6 +144,8 @@ _OWNER_ALIASES: dict[str, frozenset[str]] = {
     "os": frozenset({"posix", "nt"}),
 }
 _UNDERLINE = re.compile(r"^\s*([*=\-^~\"'`#+])\1{2,}\s*$")
+_TABLE_RULE = re.compile(r"^\s*[+|][-=+| ]*[+|]\s*$")
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
 
 
 @dataclass(frozen=True)
@@ -183,11 +169,43 @@ class CorpusDocument:
 
 # ---------------------------------------------------------------------------------------------------- topics
 def _clean_topic(text: str) -> tuple[str, str]:
-    """Drop reST underline rows; return (title, text)."""
-    lines = [line for line in text.splitlines() if not _UNDERLINE.match(line)]
+    """Drop reST underlines and table rules, turn table rows into plain text; return (title, text)."""
+    lines = []
+    for line in text.splitlines():
+        if _UNDERLINE.match(line) or _TABLE_RULE.match(line):
+            continue
+        row = _TABLE_ROW.match(line)
+        if row:
+            line = "   " + " ".join(cell.strip() for cell in row.group(1).split("|") if cell.strip())
+        lines.append(line.rstrip())
     body = "\n".join(lines).strip()
     title = next((line.strip() for line in lines if line.strip()), "")
     return title, body
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def _dedupe_topics(bodies: dict[str, str]) -> dict[str, str]:
+    """Keep each long paragraph only in the shortest topic that has it.
+
+    A few topics gather others (``compound`` holds ``try``, ``with``, ``for``...; ``specialnames`` holds
+    ``customization``, ``attribute-access``...): their shared paragraphs stay in the specific topic, so a search
+    does not return the same text twice, and what only the gathering topic says (the ``match`` statement) stays.
+    """
+    size = {name: len(body) for name, body in bodies.items()}
+    owner: dict[str, str] = {}
+    for name in sorted(bodies, key=lambda n: (size[n], n)):
+        for para in _paragraphs(bodies[name]):
+            key = " ".join(para.split())
+            if len(key) >= 80:
+                owner.setdefault(key, name)
+    out = {}
+    for name, body in bodies.items():
+        kept = [p for p in _paragraphs(body) if owner.get(" ".join(p.split()), name) == name]
+        out[name] = "\n\n".join(kept).strip()
+    return out
 
 
 def topic_documents(topics: Iterable[str] | None = None) -> list[CorpusDocument]:
@@ -212,9 +230,11 @@ def topic_documents(topics: Iterable[str] | None = None) -> list[CorpusDocument]
             msg = f"Unknown pydoc topic(s) {unknown}: choose among {len(names)} such as {names[:6]}."
             raise InputError(msg)
         names = sorted(wanted)
+    cleaned = {name: _clean_topic(text) for name, text in all_topics.items()}
+    bodies = _dedupe_topics({name: body for name, (_, body) in cleaned.items()})
     docs = []
     for name in names:
-        title, body = _clean_topic(all_topics[name])
+        title, body = cleaned[name][0], bodies[name]
         if body:
             docs.append(CorpusDocument(f"topic:{name}", body, {"title": title, "kind": "topic", "topic": name}))
     return docs

@@ -1,39 +1,287 @@
-"""The main job behind ``make demo``: embed a few sentences offline and print their similarity table."""
+"""The main job behind ``make demo`` (also ``shortlist demo`` and ``python -m shortlist.demo``).
+
+It builds, once, an embedded Chroma index of Python's own documentation (the :mod:`pydoc_data.topics` help texts and
+the docstrings of common standard-library modules, see :mod:`shortlist.corpus`), offline, in the default data folder;
+then it asks a handful of real questions and prints each shortlist with its figures and the tokens saved against
+sending the whole corpus to an LLM. A second run finds the finished index and goes straight to the questions.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
-from shortlist.encoder import Encoder
+from shortlist.config import resolve_chroma_path
 
-SENTENCES = [
-    "How do I catch several exceptions in one except clause?",
-    "Handle multiple exception types with a tuple in a single except block.",
-    "How do I read a file line by line?",
-    "Iterate over the file object to get one line at a time.",
-    "The weather is lovely today.",
-]
+if TYPE_CHECKING:
+    from shortlist.corpus import CorpusDocument
+    from shortlist.encoder import Encoder
+    from shortlist.prefilter import Prefilter
+    from shortlist.types import Shortlist
+
+__all__ = ["DEMO_COLLECTION", "QUESTIONS", "DemoQuestion", "build_index", "main", "run"]
+
+logger = logging.getLogger(__name__)
+
+#: The demo's collection in the default embedded database.
+DEMO_COLLECTION = "python-docs"
+CHUNK_TOKENS = 128
+CHUNK_OVERLAP = 16
 
 
-def main() -> int:
-    """Embed :data:`SENTENCES` with the shared encoder and print the cosine similarity of every pair."""
+@dataclass(frozen=True)
+class DemoQuestion:
+    """A demo question, how to search for it, and the documents a person would expect at the top.
+
+    Attributes:
+        text: The question.
+        mode: ``"dense"``, ``"keyword"`` or ``"hybrid"``.
+        expected: Ids of documents (``topic:...``/``doc:...``) that answer it, checked by hand.
+        note: Why this mode, shown under the question.
+    """
+
+    text: str
+    mode: str = "dense"
+    expected: tuple[str, ...] = ()
+    note: str = ""
+
+
+#: The built-in questions. Their expected documents were checked by reading them.
+QUESTIONS: tuple[DemoQuestion, ...] = (
+    DemoQuestion(
+        "How do I catch several exceptions in one except clause?",
+        expected=("topic:try", "topic:exceptions"),
+    ),
+    DemoQuestion(
+        "How do I read a file line by line?",
+        expected=("doc:io.IOBase", "doc:io.TextIOBase", "doc:io.open", "doc:io.TextIOWrapper"),
+    ),
+    DemoQuestion(
+        "How do I parse a JSON string into a Python dictionary?",
+        expected=("doc:json.loads", "doc:json", "doc:json.JSONDecoder"),
+    ),
+    DemoQuestion(
+        "How can I run a shell command and capture its output?",
+        expected=("doc:subprocess.run", "doc:subprocess.check_output", "doc:subprocess.getoutput", "doc:subprocess"),
+    ),
+    DemoQuestion(
+        "How do I write my own context manager for the with statement?",
+        expected=("topic:with", "topic:context-managers", "doc:contextlib.contextmanager", "doc:contextlib"),
+    ),
+    DemoQuestion(
+        "如何在一个 except 子句中捕获多个异常？",
+        mode="hybrid",
+        expected=("topic:try", "topic:exceptions"),
+        note="all-MiniLM-L6-v2 reads little Chinese: hybrid search lets the keyword 'except' carry it.",
+    ),
+)
+
+
+# ---------------------------------------------------------------------------------------------------- index
+def _fingerprint(docs: Sequence[CorpusDocument], encoder: Encoder) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{encoder.model_name}|{CHUNK_TOKENS}|{CHUNK_OVERLAP}|{len(docs)}".encode())
+    for doc in docs:
+        digest.update(doc.id.encode())
+        digest.update(b"\0")
+        digest.update(doc.text.encode())
+        digest.update(b"\1")
+    return digest.hexdigest()[:16]
+
+
+def _marker(db: Path, collection: str) -> Path:
+    return db / f".shortlist-demo-{collection}.json"
+
+
+def _drop_collection(db: Path, collection: str) -> None:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=str(db), settings=Settings(anonymized_telemetry=False))
+    names = [c if isinstance(c, str) else c.name for c in client.list_collections()]
+    if collection in names:
+        client.delete_collection(collection)
+
+
+def build_index(
+    *,
+    db: str | Path | None = None,
+    collection: str = DEMO_COLLECTION,
+    encoder: Encoder | None = None,
+    rebuild: bool = False,
+    limit: int | None = None,
+    progress: bool | None = None,
+    out: TextIO | None = None,
+) -> tuple[Prefilter, dict[str, Any]]:
+    """Open the demo index, building it first unless a finished one for the same corpus is there.
+
+    The finished index is recognised by a small marker file beside the collection (``.shortlist-demo-<name>.json``
+    in the database folder) holding the corpus's fingerprint and chunk count; anything else (no marker, another
+    corpus or ``limit``, an interrupted build, ``rebuild=True``) rebuilds the collection from scratch.
+
+    Args:
+        db: Embedded Chroma folder; default :func:`shortlist.config.resolve_chroma_path` (``SHORTLIST_CHROMA_PATH``,
+            else ``<SHORTLIST_HOME>/chroma``).
+        collection: Collection name (default ``"python-docs"``).
+        encoder: Encoder to use; default the shared one.
+        rebuild: Build again even if a finished index is there.
+        limit: Index only the first ``limit`` documents of the corpus (tests, a quick look).
+        progress: Show a progress bar on stderr (default: when stderr is a terminal).
+        out: Where to write the summary lines (default stdout).
+
+    Returns:
+        The open :class:`~shortlist.prefilter.Prefilter` and a summary dict (``built``, ``documents``, ``chunks``,
+        ``tokens``, ``seconds``, ``db``, ``collection``).
+    """
+    from shortlist.corpus import demo_corpus
+    from shortlist.encoder import Encoder
+    from shortlist.prefilter import Prefilter
+
+    out = out or sys.stdout
+    path = resolve_chroma_path(db)
+    encoder = encoder or Encoder.shared()
     started = time.perf_counter()
-    encoder = Encoder.shared()
-    vectors = encoder.embed_documents(SENTENCES)
+    docs = demo_corpus(limit=limit)
+    fingerprint = _fingerprint(docs, encoder)
+    marker = _marker(path, collection)
+    recorded: dict[str, Any] = {}
+    if marker.is_file():
+        try:
+            recorded = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = {}
+    if not rebuild and recorded.get("fingerprint") == fingerprint:
+        prefilter = Prefilter(
+            collection, path=path, encoder=encoder, chunk_tokens=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
+        )
+        if prefilter.count() == recorded.get("chunks"):
+            summary = {**recorded, "built": False, "seconds": round(time.perf_counter() - started, 2)}
+            summary.update(db=str(path), collection=collection)
+            return prefilter, summary
+        logger.info("Demo index %r is incomplete (%d chunks): rebuilding", collection, prefilter.count())
+    out.write(
+        f"Building the demo index: {len(docs):,} documents of Python's own documentation -> {path} "
+        f"(collection {collection!r}). This runs once.\n"
+    )
+    out.flush()
+    marker.unlink(missing_ok=True)
+    if path.is_dir():
+        _drop_collection(path, collection)
+    prefilter = Prefilter(
+        collection, path=path, encoder=encoder, chunk_tokens=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
+    )
+    from shortlist.cli import ingest_progress
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with ingest_progress(len(docs), enabled=show, desc="embedding") as callback:
+        report = prefilter.add_documents([d.as_dict() for d in docs], progress=callback)
     seconds = time.perf_counter() - started
-    out = sys.stdout
-    out.write(f"model: {encoder.model_name} ({encoder.source.origin}: {encoder.source.location})\n")
-    out.write(f"backend: {encoder.backend_name}, device: {encoder.device}, dimension: {encoder.dimension}\n")
-    out.write(f"loaded and embedded {len(SENTENCES)} sentences in {seconds:.1f} s\n\n")
-    sims = vectors @ vectors.T
-    out.write("      " + "".join(f"  [{j}] " for j in range(len(SENTENCES))) + "\n")
-    for i in range(len(SENTENCES)):
-        out.write(f"  [{i}] " + "".join(f"{sims[i, j]:6.3f} " for j in range(len(SENTENCES))) + "\n")
-    out.write("\n")
-    for i, sentence in enumerate(SENTENCES):
-        out.write(f"  [{i}] {sentence}\n")
-    return 0
+    chunks = prefilter.count()
+    summary = {
+        "fingerprint": fingerprint,
+        "documents": len(docs),
+        "chunks": chunks,
+        "tokens": int(getattr(report, "tokens", 0)),
+        "build_seconds": round(seconds, 1),
+        "limit": limit,
+    }
+    marker.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary.update(built=True, seconds=round(seconds, 2), db=str(path), collection=collection)
+    return prefilter, summary
+
+
+# ---------------------------------------------------------------------------------------------------- questions
+def _expected_rank(result: Shortlist, expected: Sequence[str]) -> int | None:
+    for hit in result.hits:
+        if str(hit.metadata.get("source", "")) in expected:
+            return hit.rank
+    return None
+
+
+def run(
+    *,
+    db: str | Path | None = None,
+    collection: str = DEMO_COLLECTION,
+    rebuild: bool = False,
+    limit: int | None = None,
+    questions: Sequence[str | DemoQuestion] | None = None,
+    k: int = 3,
+    encoder: Encoder | None = None,
+    progress: bool | None = None,
+    out: TextIO | None = None,
+) -> list[Shortlist]:
+    """Build or reuse the demo index, then print each question's shortlist, its figures and the tokens saved.
+
+    Args:
+        db: Embedded Chroma folder (default: the default data folder).
+        collection: Collection name (default ``"python-docs"``).
+        rebuild: Rebuild the index even if it is there.
+        limit: Index only the first ``limit`` documents.
+        questions: Questions to ask (strings are searched densely); default :data:`QUESTIONS`.
+        k: Hits per question (default 3).
+        encoder: Encoder to use; default the shared one.
+        progress: Progress bar while building (default: when stderr is a terminal).
+        out: Where to print (default stdout).
+
+    Returns:
+        The shortlists, in question order.
+    """
+    from shortlist.cli import format_shortlist
+
+    out = out or sys.stdout
+    prefilter, summary = build_index(
+        db=db, collection=collection, encoder=encoder, rebuild=rebuild, limit=limit, progress=progress, out=out
+    )
+    enc = prefilter.encoder if hasattr(prefilter, "encoder") else encoder
+    model = getattr(enc, "model_name", "all-MiniLM-L6-v2")
+    verb = "Built" if summary["built"] else "Reusing"
+    out.write(
+        f"{verb} index {summary['collection']!r} at {summary['db']}: {summary['documents']:,} documents, "
+        f"{summary['chunks']:,} chunks of <= {CHUNK_TOKENS} tokens"
+        + (f", {summary['tokens']:,} tokens" if summary.get("tokens") else "")
+        + (f", built in {summary['seconds']:.1f} s" if summary["built"] else f" (opened in {summary['seconds']:.1f} s)")
+        + f". Model: {model}.\n"
+    )
+    asked = [q if isinstance(q, DemoQuestion) else DemoQuestion(q) for q in (questions or QUESTIONS)]
+    results = []
+    kept_total = 0
+    corpus_tokens = 0
+    for number, question in enumerate(asked, 1):
+        result = prefilter.search(question.text, k=k, mode=question.mode)  # type: ignore[arg-type]
+        results.append(result)
+        kept_total += result.stats.kept_tokens
+        corpus_tokens = result.stats.corpus_tokens
+        out.write(f"\nQ{number}. {question.text}   [{question.mode}]\n")
+        if question.note:
+            out.write(f"    ({question.note})\n")
+        out.write(format_shortlist(result) + "\n")
+        if question.expected:
+            rank = _expected_rank(result, question.expected)
+            verdict = f"expected document at rank {rank}" if rank else "expected document not in the top hits"
+            out.write(f"    -> {verdict} ({', '.join(question.expected[:2])}...)\n")
+    if results and corpus_tokens:
+        sent = kept_total / len(results)
+        out.write(
+            f"\nSending the whole corpus with every question would cost {corpus_tokens:,} tokens each; the "
+            f"shortlists cost {sent:,.0f} tokens on average: {1 - sent / corpus_tokens:.2%} of the tokens saved, "
+            f"{corpus_tokens / max(sent, 1):,.0f}x fewer.\n"
+        )
+    out.flush()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m shortlist.demo``: the same as ``shortlist demo`` (accepts its options)."""
+    from shortlist.cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
