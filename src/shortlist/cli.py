@@ -162,7 +162,7 @@ def _require_collection(db: Path, collection: str) -> None:
 
 
 def _open_prefilter(db: Path, collection: str, settings: EncoderSettings, **kwargs: Any) -> Prefilter:
-    from shortlist.prefilter import Prefilter, SearchMode
+    from shortlist.prefilter import Prefilter
 
     return Prefilter(collection, path=db, encoder=settings.encoder(), **kwargs)
 
@@ -503,58 +503,175 @@ def query(
 
 
 # ---------------------------------------------------------------------------------------------------- eval
-def _parse_ks(value: str) -> tuple[int, ...]:
+def _parse_ks(value: str, option: str) -> tuple[int, ...]:
     try:
         ks = tuple(sorted({int(part) for part in value.split(",") if part.strip()}))
     except ValueError as exc:
-        msg = f"-k takes cut-offs such as 1,3,10; got {value!r}."
-        raise click.BadParameter(msg, param_hint="-k") from exc
+        msg = f"{option} takes cut-offs such as 1,3,10; got {value!r}."
+        raise click.BadParameter(msg, param_hint=option) from exc
     if not ks or ks[0] < 1:
-        msg = f"-k takes positive cut-offs such as 1,3,10; got {value!r}."
-        raise click.BadParameter(msg, param_hint="-k")
+        msg = f"{option} takes positive cut-offs such as 1,3,10; got {value!r}."
+        raise click.BadParameter(msg, param_hint=option)
     return ks
 
 
 @cli.command("eval")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @encoder_options
-@click.option("--hybrid", is_flag=True, help="Evaluate hybrid (dense + keyword) retrieval too.")
-@click.option("-k", "ks", default="1,3,5,10", show_default=True, metavar="K[,K...]", help="Cut-offs to report.")
-@click.option("--max-queries", type=click.IntRange(1), help="Evaluate only the first N queries (a quick run).")
-@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to use.")
+@click.option(
+    "--db",
+    envvar=ENV_CHROMA_PATH,
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the embedded Chroma database that keeps the dataset's index (reused by later runs).",
+)
+@click.option("--collection", "-c", help="Collection for the dataset's index (default: eval-<dataset>-<chunk tokens>).")
+@click.option("--hybrid", is_flag=True, help="Evaluate keyword (BM25) and hybrid retrieval too.")
+@click.option("-k", "ks", default="1,10,100", show_default=True, metavar="K[,K...]", help="Recall/MRR cut-offs.")
+@click.option(
+    "--shortlist-k",
+    "shortlist_ks",
+    default="1,3,5,10,20",
+    show_default=True,
+    metavar="K[,K...]",
+    help="Shortlist sizes (in chunks) for the tokens-saved table.",
+)
+@click.option("--chunk-tokens", type=click.IntRange(16, 254), default=128, show_default=True, help="Chunk size.")
+@click.option("--max-queries", type=click.IntRange(1), help="Evaluate a fixed random sample of N queries (quick).")
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv of a BEIR folder.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar while indexing (default: on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def eval_(
     dataset_dir: Path,
     settings: EncoderSettings,
+    db: Path | None,
+    collection: str | None,
     hybrid: bool,
     ks: str,
+    shortlist_ks: str,
+    chunk_tokens: int,
     max_queries: int | None,
     split: str,
+    progress: bool | None,
     as_json: bool,
 ) -> None:
-    r"""Evaluate the pre-filter on a BEIR-style folder (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+    r"""Evaluate the pre-filter on a dataset folder: BEIR (corpus.jsonl, queries.jsonl, qrels/test.tsv), SQuAD 2.0
+    passages or StackFAQ.
 
-    Prints nDCG@10, Recall@k, MRR and the share of tokens saved for dense retrieval (and hybrid with --hybrid).
+    Indexes the corpus once (kept in --db, reused by later runs), then prints nDCG@10, Top-1, Recall@k, MRR@k and
+    latency for dense retrieval (plus keyword and hybrid with --hybrid), and how much of the corpus's tokens a
+    shortlist of k chunks sends to an LLM while keeping the gold document.
 
     \b
     Example:
       shortlist eval ../shared/data/beir_scifact --hybrid
-    """
-    from shortlist import evaluate
+    """  # noqa: D205
+    from shortlist import evaluate as ev
 
-    cutoffs = _parse_ks(ks)
-    report = evaluate.run_cli_eval(  # type: ignore[attr-defined]
-        dataset_dir,
-        encoder=settings.encoder(),
-        hybrid=hybrid,
-        ks=cutoffs,
-        max_queries=max_queries,
-        split=split,
-    )
-    if as_json:
-        _echo_json(report.as_dict())
+    cutoffs = _parse_ks(ks, "-k")
+    sizes = _parse_ks(shortlist_ks, "--shortlist-k")
+    root = dataset_dir
+    if (root / "corpus.jsonl").is_file():
+        dataset = ev.load_beir(root, split)
     else:
-        click.echo(report.format())
+        dataset = ev.load_dataset(root)
+    if max_queries is not None and max_queries < len(dataset.queries):
+        dataset = dataset.subset(max_queries)
+    name = collection or _collection_name(f"eval-{dataset.name}-{chunk_tokens}")
+    path = resolve_chroma_path(db)
+    prefilter = _open_prefilter(path, name, settings, chunk_tokens=chunk_tokens)
+    started = time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    with ingest_progress(len(dataset.corpus), enabled=show) as callback:
+        ingest = ev.index_dataset(prefilter, dataset, progress=callback)
+    ingest_s = time.perf_counter() - started
+    modes: tuple[SearchMode, ...] = ("dense", "keyword", "hybrid") if hybrid else ("dense",)
+    if hybrid:
+        prefilter.keyword_index()  # build it before the timings
+    reports = [ev.evaluate(ev.prefilter_retriever(prefilter, mode=m), dataset, ks=cutoffs, name=m) for m in modes]
+    shortlists = [ev.prefilter_report(prefilter, dataset, ks=sizes, mode=m, name=m) for m in modes if m != "keyword"]
+    header = {
+        "dataset": dataset.name,
+        "path": str(root),
+        "documents": len(dataset.corpus),
+        "queries": len(dataset.queries),
+        "chunks": prefilter.count(),
+        "chunk_tokens": chunk_tokens,
+        "corpus_tokens": prefilter.corpus_tokens(),
+        "embedded": ingest.added,
+        "index_seconds": round(ingest_s, 2),
+        "collection": name,
+        "db": str(path),
+        "model": prefilter.encoder.model_name,
+    }
+    if as_json:
+        _echo_json(
+            {
+                **header,
+                "retrieval": {r.name: _eval_dict(r) for r in reports},
+                "shortlist": {r.name: _shortlist_report_dict(r) for r in shortlists},
+            }
+        )
+        return
+    verb = "indexed" if ingest.added else "reused the index"
+    click.echo(
+        f"{dataset.name}: {header['documents']:,} documents, {header['queries']:,} queries -> "
+        f"{header['chunks']:,} chunks of <= {chunk_tokens} tokens, {header['corpus_tokens']:,} corpus tokens "
+        f"({verb}: {ingest.added:,} chunks embedded in {ingest_s:.1f} s; collection {name!r} in {path})"
+    )
+    click.echo(f"\nRetrieval of documents ({header['model']}):")
+    click.echo(_eval_table(reports))
+    for rep in shortlists:
+        click.echo(
+            f"\nShortlist of k chunks ({rep.name}): is the gold document in it, and what share of the corpus is sent"
+        )
+        click.echo(f"{'k':>5}  {'gold in shortlist':>17}  {'tokens sent':>11}  {'tokens saved':>12}")
+        for k in sorted(rep.gold_in_shortlist):
+            sent = rep.tokens_sent[k]
+            click.echo(f"{k:>5}  {rep.gold_in_shortlist[k]:>17.3f}  {sent:>11.3%}  {1 - sent:>12.3%}")
+        lat = rep.latency_ms
+        click.echo(f"search latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+
+
+def _collection_name(raw: str) -> str:
+    """A valid Chroma collection name from any text (3-63 characters of [a-zA-Z0-9._-])."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-._") or "eval"
+    return (name + "---")[: max(3, min(len(name), 63))]
+
+
+def _eval_dict(report: Any) -> dict[str, Any]:
+    return {
+        "queries": report.queries,
+        "ndcg@10": round(report.ndcg10, 4),
+        "top1": round(report.top1, 4),
+        "recall": {str(k): round(v, 4) for k, v in sorted(report.recall.items())},
+        "mrr": {str(k): round(v, 4) for k, v in sorted(report.mrr.items())},
+        "latency_ms": {k: round(v, 2) for k, v in report.latency_ms.items()},
+    }
+
+
+def _shortlist_report_dict(report: Any) -> dict[str, Any]:
+    return {
+        "queries": report.queries,
+        "gold_in_shortlist": {str(k): round(v, 4) for k, v in sorted(report.gold_in_shortlist.items())},
+        "tokens_sent": {str(k): round(v, 6) for k, v in sorted(report.tokens_sent.items())},
+        "latency_ms": {k: round(v, 2) for k, v in report.latency_ms.items()},
+    }
+
+
+def _eval_table(reports: Sequence[Any]) -> str:
+    ks = sorted(reports[0].recall)
+    head = f"{'mode':<8}  {'nDCG@10':>7}  {'Top-1':>5}  " + "  ".join(f"{'R@' + str(k):>6}" for k in ks)
+    head += "  " + "  ".join(f"{'MRR@' + str(k):>7}" for k in ks) + f"  {'p50 ms':>7}"
+    lines = [head]
+    for r in reports:
+        row = f"{r.name:<8}  {r.ndcg10:>7.4f}  {r.top1:>5.3f}  " + "  ".join(f"{r.recall[k]:>6.3f}" for k in ks)
+        row += "  " + "  ".join(f"{r.mrr[k]:>7.3f}" for k in ks) + f"  {r.latency_ms['p50']:>7.1f}"
+        lines.append(row)
+    lines.append(f"({reports[0].queries} queries)")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------- demo
