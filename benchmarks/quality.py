@@ -105,8 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--db", type=Path, default=DEFAULT_DB)
     parser.add_argument("--chunk-tokens", type=int, default=128)
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="torch.set_num_threads (1 is faster on a busy machine)"
+    )
     parser.add_argument("--thresholds", default="0.2,0.25,0.3,0.35,0.4,0.45,0.5")
     args = parser.parse_args(argv)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     encoder = Encoder.shared()
     encoder.load()
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shortlist.errors import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from shortlist.prefilter import IngestReport, Prefilter, SearchMode
@@ -126,6 +129,13 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                     raise InputError(msg) from exc
 
 
+def _non_empty(queries: dict[str, str], root: Path) -> dict[str, str]:
+    kept = {q: text for q, text in queries.items() if isinstance(text, str) and text.strip()}
+    if len(kept) < len(queries):
+        logger.warning("%s: %d queries with empty text left out.", root, len(queries) - len(kept))
+    return kept
+
+
 def _qrels(path: Path) -> dict[str, dict[str, int]]:
     if not path.is_file():
         msg = f"{path} does not exist: the qrels file (query-id, corpus-id, score) is needed."
@@ -156,6 +166,7 @@ def load_beir(folder: str | Path, split: str = "test", *, name: str | None = Non
     }
     qrels = _qrels(root / "qrels" / f"{split}.tsv")
     queries = {str(q["_id"]): q["text"] for q in _jsonl(root / "queries.jsonl") if str(q["_id"]) in qrels}
+    queries = _non_empty(queries, root)
     qrels = {q: rel for q, rel in qrels.items() if q in queries}
     return Dataset(name or root.name, corpus, queries, qrels)
 
@@ -175,7 +186,8 @@ def load_squad2(folder: str | Path) -> Dataset:
             qrels[str(q["_id"])] = {str(q["passage_id"]): 1}
         else:
             unanswerable[str(q["_id"])] = q["text"]
-    return Dataset(root.name, corpus, queries, qrels, unanswerable)
+    queries = _non_empty(queries, root)
+    return Dataset(root.name, corpus, queries, {q: qrels[q] for q in queries}, _non_empty(unanswerable, root))
 
 
 def load_stackfaq(folder: str | Path, *, with_answers: bool = False) -> Dataset:
@@ -188,6 +200,7 @@ def load_stackfaq(folder: str | Path, *, with_answers: bool = False) -> Dataset:
         corpus[str(d["_id"])] = {"title": d["question"], "text": text}
     qrels = _qrels(root / "qrels" / "query_to_faq.tsv")
     queries = {str(q["_id"]): q["text"] for q in _jsonl(root / "queries.jsonl") if str(q["_id"]) in qrels}
+    queries = _non_empty(queries, root)
     return Dataset(root.name, corpus, queries, {q: r for q, r in qrels.items() if q in queries})
 
 

@@ -105,13 +105,14 @@ def rrf(
     scores: dict[str, float] = {}
     first: dict[str, tuple[int, int]] = {}
     big = len(dense) + len(keyword) + 1
-    for rank, (id_, _) in enumerate(dense, start=1):
-        scores[id_] = scores.get(id_, 0.0) + weights[0] / (k + rank)
-        first[id_] = (rank, big)
-    for rank, (id_, _) in enumerate(keyword, start=1):
-        scores[id_] = scores.get(id_, 0.0) + weights[1] / (k + rank)
-        d = first.get(id_, (big, big))[0]
-        first[id_] = (d, rank)
+    if weights[0] > 0:  # a list of weight 0 is left out entirely
+        for rank, (id_, _) in enumerate(dense, start=1):
+            scores[id_] = scores.get(id_, 0.0) + weights[0] / (k + rank)
+            first[id_] = (rank, big)
+    if weights[1] > 0:
+        for rank, (id_, _) in enumerate(keyword, start=1):
+            scores[id_] = scores.get(id_, 0.0) + weights[1] / (k + rank)
+            first[id_] = (first.get(id_, (big, big))[0], rank)
     return sorted(scores.items(), key=lambda item: (-item[1], first[item[0]]))
 
 
@@ -228,7 +229,11 @@ class Prefilter:
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.fusion: Fusion = fusion or rrf
-        self.store = store or ChunkStore(collection, path=path, host=host, port=port, client=client, encoder=encoder)
+        self.store = (
+            store
+            if store is not None
+            else ChunkStore(collection, path=path, host=host, port=port, client=client, encoder=encoder)
+        )
         self._kw_lock = threading.Lock()
         self._kw: KeywordIndex | None = None
         self._generation = 0
@@ -524,55 +529,19 @@ class Prefilter:
         pooled = mmr or max_per_source is not None or budget is not None or min_score is not None or mode == "hybrid"
         fetch = max(k, fetch_k if fetch_k is not None else (max(4 * k, 20) if pooled else k))
 
-        cands: dict[str, Candidate] = {}
-        dense: list[tuple[str, float]] = []
-        keyword: list[tuple[str, float]] = []
-        if mode in ("dense", "hybrid"):
-            t = time.perf_counter()
-            for c in self.store.query(qvec, fetch, where=where, where_document=where_document, include_embeddings=mmr):
-                cands[c.id] = Candidate(c, cosine=c.score, embedding=c.embedding)
-                dense.append((c.id, float(c.score or 0.0)))
-            timings["vector"] = _ms(t)
-        if mode in ("keyword", "hybrid"):
-            t = time.perf_counter()
-            keyword = self._keyword_candidates(text, fetch, where, where_document)
-            timings["keyword"] = _ms(t)
-        if mode == "hybrid":
-            t = time.perf_counter()
-            order = self.fusion(text, dense, keyword)
-            timings["fuse"] = _ms(t)
-        else:
-            order = dense if mode == "dense" else keyword
-        kw_scores = dict(keyword)
-        missing = [i for i, _ in order if i not in cands]
-        if missing:
-            t = time.perf_counter()
-            for c in self.store.get(missing, include_embeddings=True):
-                emb = c.embedding
-                cos = float(np.dot(emb, qvec)) if emb is not None else 0.0
-                cands[c.id] = Candidate(c, cosine=cos, embedding=emb)
-            timings["fetch"] = _ms(t)
+        total = self.store.count()
         ranked: list[Candidate] = []
-        for id_, score in order:
-            cand = cands.get(id_)
-            if cand is None:  # deleted between the two reads
-                continue
-            cand.fused = float(score)
-            cand.keyword = kw_scores.get(id_)
-            ranked.append(cand)
-        n_candidates = len(cands)
-
-        if min_score is not None:
-            ranked = [c for c in ranked if (c.cosine if c.cosine is not None else -1.0) >= min_score]
-        if max_per_source is not None:
-            seen: dict[str, int] = {}
-            capped: list[Candidate] = []
-            for cand in ranked:
-                src = cand.chunk.source
-                if seen.get(src, 0) < max_per_source:
-                    seen[src] = seen.get(src, 0) + 1
-                    capped.append(cand)
-            ranked = capped
+        while True:
+            ranked, n_candidates, saturated = self._gather(text, qvec, fetch, mode, where, where_document, mmr, timings)
+            if min_score is not None:
+                ranked = [c for c in ranked if (c.cosine if c.cosine is not None else -1.0) >= min_score]
+            if max_per_source is not None:
+                ranked = _cap_per_source(ranked, max_per_source)
+                # Too few distinct documents in the pool: widen it (x4) while the indexes have more to give.
+                if len(ranked) < k and saturated and fetch < total:
+                    fetch = min(fetch * 4, total)
+                    continue
+            break
         if mmr and len(ranked) > 1:
             t = time.perf_counter()
             ranked = self._mmr(ranked, qvec, k, mmr_lambda, mode)
@@ -593,13 +562,67 @@ class Prefilter:
         )
         timings["total"] = _ms(t_start)
         stats = SearchStats(
-            chunks_total=self.store.count(),
+            chunks_total=total,
             candidates=n_candidates,
             corpus_tokens=self.store.corpus_tokens(),
             kept_tokens=sum(c.chunk.tokens for c in ranked),
             timings_ms=timings,
         )
         return Shortlist(query=text, hits=hits, stats=stats)
+
+    def _gather(
+        self,
+        text: str,
+        qvec: np.ndarray[Any, np.dtype[np.float32]],
+        fetch: int,
+        mode: str,
+        where: Mapping[str, Any] | None,
+        where_document: Mapping[str, Any] | None,
+        with_vectors: bool,
+        timings: dict[str, float],
+    ) -> tuple[list[Candidate], int, bool]:
+        """Candidates in search order, how many were looked at, and whether an index had more to give."""
+        cands: dict[str, Candidate] = {}
+        dense: list[tuple[str, float]] = []
+        keyword: list[tuple[str, float]] = []
+        if mode in ("dense", "hybrid"):
+            t = time.perf_counter()
+            found = self.store.query(
+                qvec, fetch, where=where, where_document=where_document, include_embeddings=with_vectors
+            )
+            for c in found:
+                cands[c.id] = Candidate(c, cosine=c.score, embedding=c.embedding)
+                dense.append((c.id, float(c.score or 0.0)))
+            timings["vector"] = timings.get("vector", 0.0) + _ms(t)
+        if mode in ("keyword", "hybrid"):
+            t = time.perf_counter()
+            keyword = self._keyword_candidates(text, fetch, where, where_document)
+            timings["keyword"] = timings.get("keyword", 0.0) + _ms(t)
+        if mode == "hybrid":
+            t = time.perf_counter()
+            order = self.fusion(text, dense, keyword)
+            timings["fuse"] = timings.get("fuse", 0.0) + _ms(t)
+        else:
+            order = dense if mode == "dense" else keyword
+        kw_scores = dict(keyword)
+        missing = [i for i, _ in order if i not in cands]
+        if missing:
+            t = time.perf_counter()
+            for c in self.store.get(missing, include_embeddings=True):
+                emb = c.embedding
+                cos = float(np.dot(emb, qvec)) if emb is not None else 0.0
+                cands[c.id] = Candidate(c, cosine=cos, embedding=emb)
+            timings["fetch"] = timings.get("fetch", 0.0) + _ms(t)
+        ranked: list[Candidate] = []
+        for id_, score in order:
+            cand = cands.get(id_)
+            if cand is None:  # deleted between the two reads
+                continue
+            cand.fused = float(score)
+            cand.keyword = kw_scores.get(id_)
+            ranked.append(cand)
+        saturated = len(dense) >= fetch or len(keyword) >= fetch
+        return ranked, len(cands), saturated
 
     def _check_options(
         self,
@@ -731,6 +754,17 @@ class Prefilter:
             chosen.append(best)
             left.remove(best)
         return [usable[i] for i in chosen]
+
+
+def _cap_per_source(ranked: list[Candidate], cap: int) -> list[Candidate]:
+    seen: dict[str, int] = {}
+    out: list[Candidate] = []
+    for cand in ranked:
+        src = cand.chunk.source
+        if seen.get(src, 0) < cap:
+            seen[src] = seen.get(src, 0) + 1
+            out.append(cand)
+    return out
 
 
 def _ms(start: float) -> float:

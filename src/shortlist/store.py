@@ -781,7 +781,7 @@ class ChunkStore:
             StoreError: if Chroma fails.
         """
         vec = self._check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1)
-        if where:
+        if where is not None:
             self.check_where(where)
         if n <= 0:
             return []
@@ -858,7 +858,11 @@ def _where_fields(where: Mapping[str, Any]) -> set[str]:
 
 
 def _space_of(col: Collection) -> str | None:
-    conf = getattr(col, "configuration", None) or {}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # chromadb: "legacy embedding function config"
+        conf = getattr(col, "configuration", None) or {}
     hnsw = conf.get("hnsw") if isinstance(conf, Mapping) else None
     if isinstance(hnsw, Mapping) and hnsw.get("space"):
         return str(hnsw["space"])
