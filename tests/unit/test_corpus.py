@@ -94,3 +94,19 @@ def test_limit_and_as_dict() -> None:
     assert isinstance(docs[0], CorpusDocument)
     d["metadata"]["title"] = "changed"
     assert docs[0].metadata["title"] != "changed"
+
+
+def test_same_corpus_in_another_process() -> None:
+    """Nothing process-specific (object addresses in signatures, import order) leaks into the texts."""
+    import hashlib
+    import json
+    import subprocess
+
+    code = (
+        "import hashlib, json; from shortlist.corpus import demo_corpus; "
+        "print(hashlib.sha256(json.dumps([d.as_dict() for d in demo_corpus()]).encode()).hexdigest())"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    here = hashlib.sha256(json.dumps([d.as_dict() for d in demo_corpus()]).encode()).hexdigest()
+    assert other.stdout.strip() == here
+    assert not any(" at 0x" in d.text for d in demo_corpus())
