@@ -1,0 +1,122 @@
+"""The same store and pre-filter code against a real `chroma run` server on 127.0.0.1, started and stopped here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from pydoc_data.topics import topics
+
+import numpy as np
+import pytest
+
+from shortlist import ChunkStore, Encoder, Prefilter
+from shortlist.errors import EmbeddingModelMismatchError, InputError, StoreError
+from shortlist.store import ChunkRecord
+
+pytestmark = pytest.mark.server
+
+
+def _chroma_cli() -> str:
+    beside = Path(sys.executable).with_name("chroma")
+    found = str(beside) if beside.is_file() else shutil.which("chroma")
+    if not found:
+        pytest.skip("the `chroma` command is not installed")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """`chroma run` on a free loopback port with its own folder; waits until it answers; always stopped."""
+    path = tmp_path_factory.mktemp("chroma-server")
+    port = _free_port()
+    log = (path / "server.log").open("wb")
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    proc = subprocess.Popen(
+        [_chroma_cli(), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"chroma run exited with {proc.returncode}: {(path / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("chroma run did not answer within 60 s")
+            time.sleep(0.2)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+
+
+def test_store_on_a_server(chroma_server: tuple[str, int], encoder: Encoder) -> None:
+    host, port = chroma_server
+    store = ChunkStore("server-store", host=host, port=port, encoder=encoder)
+    assert store.kind == "server" and store.max_batch_size == store.client.get_max_batch_size() > 0
+    recs = [
+        ChunkRecord(source="d", chunk=i, text=f"text {i}", tokens=2, metadata={"n": None, "i": i}) for i in range(5)
+    ]
+    vecs = encoder.embed_documents([r.text for r in recs])
+    assert store.upsert(recs + recs[:1], np.vstack([vecs, vecs[:1]])) == 5
+    store.upsert(recs, vecs)
+    assert store.count() == 5 and store.corpus_tokens() == 10
+    got = store.query(vecs[2], 1)
+    assert got[0].id == recs[2].id and got[0].score == pytest.approx(1.0, abs=1e-4)
+    assert got[0].metadata == {"n": None, "i": 2, "source": "d", "chunk": 2}
+    with pytest.raises(EmbeddingModelMismatchError):
+        store.upsert(recs[:1], np.ones((1, 8), dtype=np.float32))
+    with pytest.raises(InputError, match="Known fields"):
+        store.query(vecs[0], 2, where={"nope": 1})
+    assert store.delete(source="d") == 5 and store.count() == 0
+
+
+def test_prefilter_on_a_server_matches_the_embedded_one(chroma_server: tuple[str, int], encoder: Encoder) -> None:
+    host, port = chroma_server
+    docs = [{"id": n, "text": topics[n], "metadata": {"topic": n}} for n in ("try", "while", "for", "with", "yield")]
+    remote = Prefilter("server-prefilter", host=host, port=port, encoder=encoder)
+    local = Prefilter.in_memory("local-twin", encoder=encoder)
+    first = remote.add_documents(docs)
+    local.add_documents(docs)
+    assert remote.add_documents(docs).added == 0 and first.added == remote.count() == local.count()
+    for mode in ("dense", "keyword", "hybrid"):
+        r = remote.search("How do I catch an exception?", k=4, mode=mode)
+        loc = local.search("How do I catch an exception?", k=4, mode=mode)
+        assert [h.id for h in r] == [h.id for h in loc]
+        assert [h.score for h in r] == pytest.approx([h.score for h in loc], abs=1e-4)
+    # A second client (another process would do the same) sees the data; its keyword index is built from it.
+    again = Prefilter("server-prefilter", host=host, port=port, encoder=encoder)
+    assert again.count() == remote.count()
+    assert again.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"
+    assert again.delete("yield") > 0
+    assert all(h.metadata["topic"] != "yield" for h in remote.search("yield expression generator", k=10, mode="hybrid"))
+
+
+def test_server_down_is_a_clear_error(encoder: Encoder) -> None:
+    with pytest.raises(StoreError, match="Could not"):
+        ChunkStore("nobody-home", host="127.0.0.1", port=_free_port(), encoder=encoder)
