@@ -30,10 +30,8 @@ class TestMiniLMEmbeddingsUnit(EmbeddingsUnitTests):
     def embeddings_class(self) -> type[MiniLMEmbeddings]:
         return MiniLMEmbeddings
 
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, object], dict[str, object]]:
-        # SHORTLIST_DEVICE is read when the argument is None: the instance's encoder runs on that device.
-        return {"SHORTLIST_DEVICE": "cpu"}, {}, {"model_name": None}
+    # init_from_env_params is left empty (test_init_from_env skips): there is no API key, and SHORTLIST_MODEL /
+    # SHORTLIST_DEVICE / SHORTLIST_BACKEND are resolved by the Encoder, tested in tests/unit/test_model_config.py.
 
 
 class TestMiniLMEmbeddingsIntegration(EmbeddingsIntegrationTests):
