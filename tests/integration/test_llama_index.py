@@ -92,6 +92,8 @@ def test_embedding_is_a_base_embedding_over_the_shared_encoder(encoder: Encoder)
     dumped = emb.model_dump()
     assert "_encoder" not in dumped and "encoder" not in dumped  # a private attribute, not a serialised field
     assert emb.to_dict()["class_name"] == "MiniLMEmbedding"
+    # LlamaIndex's serialisation round trip lands on the same shared encoder (no second model).
+    assert MiniLMEmbedding.from_dict(emb.to_dict()).encoder is encoder
 
 
 def test_vectors_are_the_encoders(encoder: Encoder) -> None:
