@@ -124,6 +124,7 @@ def build_index(
     encoder: Encoder | None = None,
     rebuild: bool = False,
     limit: int | None = None,
+    documents: Sequence[CorpusDocument] | None = None,
     progress: bool | None = None,
     out: TextIO | None = None,
 ) -> tuple[Prefilter, dict[str, Any]]:
@@ -140,6 +141,8 @@ def build_index(
         encoder: Encoder to use; default the shared one.
         rebuild: Build again even if a finished index is there.
         limit: Index only the first ``limit`` documents of the corpus (tests, a quick look).
+        documents: Index these documents instead of :func:`~shortlist.corpus.demo_corpus` (e.g. a slice made with
+            ``demo_corpus(topics=[...], modules=[...])``); ``limit`` then applies to them.
         progress: Show a progress bar on stderr (default: when stderr is a terminal).
         out: Where to write the summary lines (default stdout).
 
@@ -155,7 +158,7 @@ def build_index(
     path = resolve_chroma_path(db)
     encoder = encoder or Encoder.shared()
     started = time.perf_counter()
-    docs = demo_corpus(limit=limit)
+    docs = list(demo_corpus() if documents is None else documents)[:limit]
     fingerprint = _fingerprint(docs, encoder)
     marker = _marker(path, collection)
     recorded: dict[str, Any] = {}
@@ -223,6 +226,7 @@ def run(
     collection: str = DEMO_COLLECTION,
     rebuild: bool = False,
     limit: int | None = None,
+    documents: Sequence[CorpusDocument] | None = None,
     questions: Sequence[str | DemoQuestion] | None = None,
     k: int = 3,
     encoder: Encoder | None = None,
@@ -236,6 +240,7 @@ def run(
         collection: Collection name (default ``"python-docs"``).
         rebuild: Rebuild the index even if it is there.
         limit: Index only the first ``limit`` documents.
+        documents: Index these documents instead of the whole demo corpus.
         questions: Questions to ask (strings are searched densely); default :data:`QUESTIONS`.
         k: Hits per question (default 3).
         encoder: Encoder to use; default the shared one.
@@ -249,7 +254,14 @@ def run(
 
     out = out or sys.stdout
     prefilter, summary = build_index(
-        db=db, collection=collection, encoder=encoder, rebuild=rebuild, limit=limit, progress=progress, out=out
+        db=db,
+        collection=collection,
+        encoder=encoder,
+        rebuild=rebuild,
+        limit=limit,
+        documents=documents,
+        progress=progress,
+        out=out,
     )
     enc = prefilter.encoder if hasattr(prefilter, "encoder") else encoder
     model = getattr(enc, "model_name", "all-MiniLM-L6-v2")
