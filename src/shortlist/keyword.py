@@ -23,10 +23,14 @@ Example:
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
 import re
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +49,7 @@ BM25_B = 0.4
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _jieba_lock = threading.Lock()
+_IDS_FILE = "shortlist-ids.json"
 
 
 @functools.lru_cache(maxsize=1)
@@ -137,6 +142,39 @@ class KeywordIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def save(self, folder: str | Path) -> None:
+        """Write the index to ``folder`` (bm25s's files plus ``shortlist-ids.json``); written whole, then renamed."""
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}-{threading.get_ident()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self._retriever is not None:
+            self._retriever.save(str(tmp), show_progress=False)
+        (tmp / _IDS_FILE).write_text(json.dumps({"fingerprint": self.fingerprint, "ids": self.ids}), encoding="utf-8")
+        old = folder.with_name(folder.name + f".old-{os.getpid()}-{threading.get_ident()}")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> KeywordIndex | None:
+        """Read an index written by :meth:`save`; ``None`` if there is none or it cannot be read."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / _IDS_FILE).read_text(encoding="utf-8"))
+            ids = [str(i) for i in meta["ids"]]
+            fingerprint = str(meta["fingerprint"])
+            retriever = None
+            if ids:
+                import bm25s
+
+                retriever = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
+        except Exception as exc:  # a missing, partial or foreign folder: rebuild instead
+            logger.debug("No usable keyword index in %s (%s)", folder, exc)
+            return None
+        return cls(ids, retriever, fingerprint)
 
     def scores(self, query: str) -> np.ndarray[Any, np.dtype[np.float32]]:
         """BM25 score of every row for ``query`` (zeros when no term is known)."""

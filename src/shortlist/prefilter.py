@@ -189,10 +189,14 @@ class Prefilter:
         EmbeddingModelMismatchError: if the collection holds another model's vectors.
         StoreError: if Chroma cannot be opened.
 
-    The keyword index (hybrid and keyword modes) is built from the collection on the first keyword search and
-    rebuilt when the collection changes (its size, or a write through this object): it is always in step with the
-    collection, after a restart and with several writers, at the price of a rebuild (about a second per 10,000
-    chunks) on the first keyword search after a change.
+    The keyword index (hybrid and keyword modes) is built from the collection's own chunks on the first keyword
+    search, never fed separately, so it cannot hold a chunk the collection does not have. Before a keyword search,
+    if the collection's size changed or this object wrote to it, the hash of the collection's ids is compared with
+    the index's and the index rebuilt when they differ. An embedded store also saves the index beside the Chroma
+    files (``<path>/shortlist-keyword/<collection>/``) and reloads it after a restart when the ids hash still
+    matches; a server-backed or in-memory store rebuilds it from the collection on first use (the index cannot
+    sit beside a server's database). Writes by other processes that keep the count unchanged are noticed at the
+    next restart, or with :meth:`refresh_keyword_index`.
     """
 
     def __init__(
@@ -236,6 +240,7 @@ class Prefilter:
         )
         self._kw_lock = threading.Lock()
         self._kw: KeywordIndex | None = None
+        self._kw_quick = ""
         self._generation = 0
 
     @classmethod
@@ -465,13 +470,52 @@ class Prefilter:
         from shortlist.keyword import KeywordIndex
 
         with self._kw_lock:
-            fingerprint = f"{self.store.count()}:{self._generation}"
+            quick = f"{self.store.count()}:{self._generation}"
+            if self._kw is not None and self._kw_quick == quick:
+                return self._kw
+            # Something changed (or first use): the ids hash says whether the index still matches the collection.
+            ids = self._all_ids()
+            fingerprint = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+            folder = self._keyword_folder()
             if self._kw is None or self._kw.fingerprint != fingerprint:
-                t = time.perf_counter()
-                items = ((c.id, c.text) for batch in self.store.iter_chunks() for c in batch)
-                self._kw = KeywordIndex.build(items, fingerprint=fingerprint)
-                logger.info("Built the keyword index of %d chunks in %.2fs", len(self._kw), time.perf_counter() - t)
+                cached = KeywordIndex.load(folder) if folder is not None else None
+                if cached is not None and cached.fingerprint == fingerprint:
+                    self._kw = cached
+                    logger.info("Loaded the keyword index of %d chunks from %s", len(cached), folder)
+                else:
+                    t = time.perf_counter()
+                    items = ((c.id, c.text) for batch in self.store.iter_chunks() for c in batch)
+                    self._kw = KeywordIndex.build(items, fingerprint=fingerprint)
+                    logger.info("Built the keyword index of %d chunks in %.2fs", len(self._kw), time.perf_counter() - t)
+                    if folder is not None:
+                        try:
+                            self._kw.save(folder)
+                        except OSError as exc:  # a read-only folder: keep the index in memory only
+                            logger.warning("Could not save the keyword index to %s: %s", folder, exc)
+            self._kw_quick = quick
             return self._kw
+
+    def refresh_keyword_index(self) -> KeywordIndex:
+        """Check the keyword index against the collection now (after writes by another process) and return it."""
+        with self._kw_lock:
+            self._kw_quick = ""
+        return self.keyword_index()
+
+    def _all_ids(self) -> list[str]:
+        out: list[str] = []
+        offset, page = 0, 20_000
+        while True:
+            res = self.store._get(include=[], limit=page, offset=offset)
+            out.extend(res["ids"])
+            if len(res["ids"]) < page:
+                return out
+            offset += page
+
+    def _keyword_folder(self) -> Path | None:
+        """Where an embedded store keeps its keyword index: beside the Chroma folder's files, per collection."""
+        if self.store.path is None:
+            return None
+        return self.store.path / "shortlist-keyword" / self.store.name
 
     # ------------------------------------------------------------------ search
     def search(

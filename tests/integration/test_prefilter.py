@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import subprocess
 import sys
 import textwrap
@@ -324,7 +325,9 @@ def test_eight_threads_get_the_same_results_as_one(pf: Prefilter) -> None:
         assert [(h.id, round(h.score, 5)) for h in result] == serial[job]
 
 
-def test_persistence_across_a_process_restart(tmp_path: Path, encoder: Encoder) -> None:
+def test_persistence_across_a_process_restart(
+    tmp_path: Path, encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
     db = tmp_path / "db"
     script = textwrap.dedent(
         f"""
@@ -341,8 +344,17 @@ def test_persistence_across_a_process_restart(tmp_path: Path, encoder: Encoder) 
     pf = Prefilter("restart", path=db, encoder=encoder)  # a new process would see the same
     assert (pf.count(), pf.corpus_tokens()) == (count, tokens)
     assert pf.search("catch exceptions", k=1)[0].metadata["topic"] == "try"
-    assert pf.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"  # keyword index rebuilt
+    assert pf.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"  # keyword index built
+    assert (db / "shortlist-keyword" / "restart" / "shortlist-ids.json").is_file()  # and saved beside Chroma
     assert pf.add_documents([{"id": "try", "text": topics["try"], "metadata": {"topic": "try"}}]).added == 0
+
+    with caplog.at_level(logging.INFO, logger="shortlist.prefilter"):
+        reopened = Prefilter("restart", path=db, encoder=encoder)
+        assert reopened.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"
+    assert any("Loaded the keyword index" in r.message for r in caplog.records)
+    # Another writer adds a document: the next keyword search of the first object sees it (no stale index).
+    reopened.add_documents([{"id": "yield", "text": topics["yield"], "metadata": {"topic": "yield"}}])
+    assert pf.search("generator yield expression", k=1, mode="keyword")[0].metadata["topic"] == "yield"
 
 
 def test_opening_with_another_model_is_an_error(tmp_path: Path, encoder: Encoder) -> None:

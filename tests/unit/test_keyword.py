@@ -56,3 +56,16 @@ def test_empty_index() -> None:
 @pytest.mark.parametrize("k", [0, -1])
 def test_non_positive_k_gives_nothing(k: int) -> None:
     assert KeywordIndex.build([("a", "dogs")]).search("dogs", k) == []
+
+
+def test_save_and_load(tmp_path) -> None:
+    index = KeywordIndex.build([("a", "dogs bark"), ("b", "cats purr"), ("c", "北京大学")], fingerprint="fp1")
+    index.save(tmp_path / "kw")
+    index.save(tmp_path / "kw")  # overwriting is fine
+    loaded = KeywordIndex.load(tmp_path / "kw")
+    assert loaded is not None and loaded.fingerprint == "fp1" and loaded.ids == index.ids
+    for q in ("barking dog", "purring cats", "北京大学"):
+        assert loaded.search(q, 3) == index.search(q, 3)
+    assert KeywordIndex.load(tmp_path / "missing") is None
+    (tmp_path / "kw" / "shortlist-ids.json").write_text("{broken")
+    assert KeywordIndex.load(tmp_path / "kw") is None
