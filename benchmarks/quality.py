@@ -77,8 +77,10 @@ def squad(data: Path, db: Path, encoder: Encoder, chunk_tokens: int, thresholds:
         f"{len(ds.corpus)} passages, {pf.count()} chunks <= {chunk_tokens} tokens)"
     )
     for mode in ("dense", "hybrid"):
-        rep = prefilter_report(pf, ds, ks=(1, 3, 5, 10, 20, 50), mode=mode, name=f"squad2 {mode}")
-        print(rep.format(), flush=True)
+        for cap in (None, 1):
+            label = f"squad2 {mode}" + (", max_per_source=1" if cap else "")
+            rep = prefilter_report(pf, ds, ks=(1, 3, 5, 10, 20, 50), mode=mode, name=label, max_per_source=cap)
+            print(rep.format(), flush=True)
     rows = threshold_report(pf, ds, thresholds, k=20, mode="dense")
     print("\nmin_score (dense, k=20): unanswerable -> empty shortlist | answerable -> gold kept | answerable non-empty")
     for row in rows:
