@@ -7,6 +7,7 @@ not imported here.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from shortlist.encoder import Encoder
 from shortlist.errors import (
@@ -20,6 +21,10 @@ from shortlist.errors import (
     TextTooLongError,
 )
 from shortlist.text import clean_text, split_text
+
+if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use (below)
+    from shortlist.prefilter import Prefilter
+    from shortlist.store import ChunkStore
 
 #: Exported lazily (PEP 562): ``import shortlist`` does not import chromadb; the first use of the name does.
 _LAZY = {"ChunkStore": "shortlist.store", "Prefilter": "shortlist.prefilter"}
@@ -46,7 +51,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
     __version__ = "0.0.0"
 
-__all__ = [  # noqa: F822 - ChunkStore and Prefilter are lazy attributes (see __getattr__)
+__all__ = [
     "ChunkStore",
     "ConfigError",
     "EmbeddingModelMismatchError",
