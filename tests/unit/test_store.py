@@ -276,3 +276,18 @@ def test_default_path_is_under_shortlist_home(enc: Encoder, tmp_path, monkeypatc
     store = ChunkStore("default-path", encoder=enc)
     assert store.path == tmp_path / "chroma"
     assert (tmp_path / "chroma").is_dir()
+
+
+def test_import_shortlist_does_not_import_chromadb() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, shortlist\n"
+        "assert 'chromadb' not in sys.modules and 'shortlist.store' not in sys.modules\n"
+        "from shortlist import ChunkStore, Prefilter\n"
+        "assert ChunkStore.__module__ == 'shortlist.store' and Prefilter.__module__ == 'shortlist.prefilter'\n"
+        "assert 'chromadb' not in sys.modules  # loaded when a store is opened\n"
+        "assert {'ChunkStore', 'Prefilter'} <= set(shortlist.__all__) <= set(dir(shortlist))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
