@@ -369,3 +369,18 @@ def test_opening_with_another_model_is_an_error(tmp_path: Path, encoder: Encoder
     with pytest.raises(EmbeddingModelMismatchError, match="never mixes"):
         Prefilter("model-check", path=tmp_path, encoder=OtherEncoder())  # type: ignore[arg-type]
     assert Prefilter("model-check", path=tmp_path, encoder=encoder).count() == 1
+
+
+def test_streamed_documents(encoder: Encoder) -> None:
+    p = Prefilter.in_memory("stream", encoder=encoder)
+    reports: list[IngestReport] = []
+    gen = ({"id": n, "text": topics[n]} for n in ("pass", "del", "global"))
+    report = p.add_documents(gen, batch_size=2, progress=reports.append)
+    assert report.documents == 3 and report.added == p.count() > 0
+    assert len(reports) >= 2 and reports[-1].chunks == report.chunks
+    with pytest.raises(ConfigError, match="iterator"):
+        p.add_documents(iter(["x"]), ids=["a"])
+    bad = iter(["Fine text.", ""])
+    with pytest.raises(InputError, match=r"documents\[1\]"):
+        p.add_documents(bad, batch_size=1)
+    assert p.count() == report.added + 1  # the good document before the bad one was written
