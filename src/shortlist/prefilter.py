@@ -61,6 +61,8 @@ SearchMode = Literal["dense", "keyword", "hybrid"]
 _MODES = ("dense", "keyword", "hybrid")
 DEFAULT_INGEST_BATCH = 256
 RRF_K = 60
+#: SearchStats.chunks_total may use a collection count this recent (seconds); this process's writes refresh it.
+_COUNT_MAX_AGE = 1.0
 
 
 # ---------------------------------------------------------------------------------------------- fusion
@@ -470,7 +472,7 @@ class Prefilter:
         from shortlist.keyword import KeywordIndex
 
         with self._kw_lock:
-            quick = f"{self.store.count()}:{self._generation}"
+            quick = f"{self.store.count()}:{self._generation}"  # fresh: another writer may have added chunks
             if self._kw is not None and self._kw_quick == quick:
                 return self._kw
             # Something changed (or first use): the ids hash says whether the index still matches the collection.
@@ -573,7 +575,7 @@ class Prefilter:
         pooled = mmr or max_per_source is not None or budget is not None or min_score is not None or mode == "hybrid"
         fetch = max(k, fetch_k if fetch_k is not None else (max(4 * k, 20) if pooled else k))
 
-        total = self.store.count()
+        total = self.store.count(max_age=_COUNT_MAX_AGE)
         ranked: list[Candidate] = []
         while True:
             ranked, n_candidates, saturated = self._gather(text, qvec, fetch, mode, where, where_document, mmr, timings)

@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -398,6 +399,7 @@ class ChunkStore:
         self._lock = threading.RLock()
         self._fields: set[str] | None = None
         self._corpus_tokens: int | None = None
+        self._count_cache: tuple[int, float] | None = None
         self.collection: Collection = self._open_collection(collection)
         try:
             self.max_batch_size = int(self.client.get_max_batch_size())
@@ -473,13 +475,25 @@ class ChunkStore:
         return col
 
     # ------------------------------------------------------------------ facts
-    def count(self) -> int:
-        """Number of chunks in the collection."""
+    def count(self, *, max_age: float = 0.0) -> int:
+        """Number of chunks in the collection.
+
+        Args:
+            max_age: Accept a count read at most this many seconds ago (default 0: ask Chroma now). Chroma counts
+                by scanning, which costs milliseconds at 100k chunks; searches use a recent count. This store's
+                own writes always refresh it.
+        """
+        if max_age > 0:
+            cached = self._count_cache
+            if cached is not None and time.monotonic() - cached[1] <= max_age:
+                return cached[0]
         try:
-            return int(self.collection.count())
+            n = int(self.collection.count())
         except Exception as exc:
             msg = f"Chroma could not count collection {self.name!r}: {exc}"
             raise StoreError(msg) from exc
+        self._count_cache = (n, time.monotonic())
+        return n
 
     def __len__(self) -> int:
         return self.count()
@@ -600,6 +614,7 @@ class ChunkStore:
                     self._corpus_tokens = None  # recount on next use
                     msg = f"Chroma refused to write {end - start} chunks to {self.name!r}: {exc}"
                     raise StoreError(msg) from exc
+            self._count_cache = None
             if self._corpus_tokens is not None:
                 self._corpus_tokens += sum(int(m[KEY_TOKENS]) for m in metas) - sum(previous.values())
         return len(ids)
@@ -670,6 +685,7 @@ class ChunkStore:
                     self._corpus_tokens = None
                     msg = f"Chroma refused to delete from {self.name!r}: {exc}"
                     raise StoreError(msg) from exc
+            self._count_cache = None
             if self._corpus_tokens is not None:
                 self._corpus_tokens -= sum(tokens.values())
         return len(targets)
