@@ -43,6 +43,7 @@ def test_first_run_builds_and_prints_shortlists(first_run: str, db: Path) -> Non
     assert "Built index 'python-docs'" in first_run
     assert "Q1. What does the assert statement do?   [dense]" in first_run
     assert "Q2. How does x += 1 work?   [hybrid]" in first_run
+    assert "Keyword index (BM25" in first_run
     assert "a right document (topic:assert) at rank 1" in first_run
     assert first_run.count("searched ") == 2 and "tokens saved" in first_run
     marker = json.loads((db / ".shortlist-demo-python-docs.json").read_text())
@@ -75,7 +76,7 @@ def test_shortlist_demo_command(encoder: Encoder, tmp_path: Path) -> None:
     args = ["demo", "--db", str(tmp_path / "db"), "--limit", "1", "--question", "What does assert do?", "-k", "1"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "Building the demo index: 1 documents" in result.output
+    assert "Building the demo index: 1 document of" in result.output
     assert "Q1. What does assert do?" in result.output and "topic:assert" in result.output
 
 
