@@ -172,14 +172,14 @@ def _open_prefilter(db: Path, collection: str, settings: EncoderSettings, **kwar
 @click.version_option(__version__, "-V", "--version", prog_name="shortlist")
 @click.option("-v", "--verbose", count=True, help="Log progress (-v: info, -vv: debug) to stderr.")
 def cli(verbose: int) -> None:
-    r"""Shortlist: a small, fast, offline retrieval pre-filter on all-MiniLM-L6-v2 and Chroma.
+    """Shortlist: a small, fast, offline retrieval pre-filter on all-MiniLM-L6-v2 and Chroma.
 
     \b
     Start with the demo, then index your own files:
       shortlist demo
       shortlist index docs/ --collection notes
       shortlist query "how do I rotate the logs?" --collection notes -k 5
-    """
+    """  # noqa: D301
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
@@ -195,12 +195,12 @@ def cli(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the number.")
 @encoder_options
 def similarity(text_a: str, text_b: str, as_json: bool, settings: EncoderSettings) -> None:
-    r"""Print the cosine similarity of two texts, in [-1, 1].
+    """Print the cosine similarity of two texts, in [-1, 1].
 
     \b
     Example:
       shortlist similarity "How do I read a file?" "Open the file and iterate over its lines."
-    """
+    """  # noqa: D301
     for name, text in (("A", text_a), ("B", text_b)):
         if not text.strip():
             msg = f"{name} is empty: give two non-empty texts."
@@ -285,14 +285,14 @@ def index(
     progress: bool | None,
     as_json: bool,
 ) -> None:
-    r"""Index files and folders (.txt, .md, .jsonl, BEIR corpus folders) into a collection.
+    """Index files and folders (.txt, .md, .jsonl, BEIR corpus folders) into a collection.
 
     Re-running on the same files adds nothing: chunk ids are stable.
 
     \b
     Example:
       shortlist index notes/ faq.jsonl --collection notes
-    """
+    """  # noqa: D301
     from shortlist.corpus import read_documents
 
     if overlap >= chunk_tokens:
@@ -469,12 +469,12 @@ def query(
     max_per_source: int | None,
     as_json: bool,
 ) -> None:
-    r"""Print the shortlist of chunks for QUESTION, with the figures.
+    """Print the shortlist of chunks for QUESTION, with the figures.
 
     \b
     Example:
       shortlist query "how do I read a file line by line?" -k 3 --hybrid
-    """
+    """  # noqa: D301
     if hybrid and mode not in (None, "hybrid"):
         msg = f"--hybrid and --mode {mode} contradict each other: give one of them."
         raise click.UsageError(msg)
@@ -555,7 +555,7 @@ def eval_(
     progress: bool | None,
     as_json: bool,
 ) -> None:
-    r"""Evaluate the pre-filter on a dataset folder: BEIR (corpus.jsonl, queries.jsonl, qrels/test.tsv), SQuAD 2.0
+    """Evaluate the pre-filter on a dataset folder: BEIR (corpus.jsonl, queries.jsonl, qrels/test.tsv), SQuAD 2.0
     passages or StackFAQ.
 
     Indexes the corpus once (kept in --db, reused by later runs), then prints nDCG@10, Top-1, Recall@k, MRR@k and
@@ -565,7 +565,7 @@ def eval_(
     \b
     Example:
       shortlist eval ../shared/data/beir_scifact --hybrid
-    """  # noqa: D205
+    """  # noqa: D205, D301
     from shortlist import evaluate as ev
 
     cutoffs = _parse_ks(ks, "-k")

@@ -291,3 +291,5 @@ def test_python_dash_m_help_is_fast_and_light() -> None:
         [sys.executable, "-m", "shortlist", "query", "--help"], capture_output=True, text=True, timeout=60, check=True
     )
     assert "--min-score" in mod.stdout and "--budget" in mod.stdout
+    assert "\\b" not in out.stdout + mod.stdout  # click's no-rewrap marker is a real backspace, never shown
+    assert "\n    shortlist query" in out.stdout  # the example lines keep their layout
