@@ -1,8 +1,9 @@
 r"""Keyword index for hybrid search: BM25 (``bm25s``) over the store's chunks, with Chinese cut by ``jieba``.
 
 Tokenisation (:func:`tokenize`): :func:`shortlist.text.clean_text`, lower case, then runs of CJK characters are cut
-into words by jieba (search mode off: one segmentation), and other text into ``\w+`` words; English stop words are
-dropped and English words are stemmed (Snowball, via PyStemmer, when it is installed). Numbers are kept.
+into words by jieba (search mode off: one segmentation), and other text into ``\w+`` words; English stop words and
+the commonest Chinese function words are dropped, and English words are stemmed (Snowball, via PyStemmer, when it
+is installed). Numbers are kept.
 
 The index is built from the store's chunks, not fed separately, so it can never hold a chunk the store does not
 have. :class:`KeywordIndex` keeps ids in the same order as bm25s's rows; :meth:`KeywordIndex.search` returns
@@ -16,7 +17,7 @@ Example:
     # ['run', 'studi', '北京大学', '学生']
     index = KeywordIndex.build([("a", "cats purr"), ("b", "dogs bark loudly")])
     print(index.search("barking dog", 2))
-    # [('b', 0.94...)]
+    # [('b', 0.70...)]
     ```
 """
 
@@ -52,13 +53,19 @@ _jieba_lock = threading.Lock()
 _IDS_FILE = "shortlist-ids.json"
 
 
+#: The commonest Chinese function words (particles, pronouns, conjunctions): they carry no topic.
+_STOPWORDS_ZH = frozenset(
+    "的 了 是 在 和 与 及 或 也 就 都 而 着 之 其 这 那".split() + "我 你 他 她 它 们 吗 呢 吧 啊 被 把 给 对".split()
+)
+
+
 @functools.lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
     try:
         from bm25s.stopwords import STOPWORDS_EN
     except ImportError:  # pragma: no cover - bm25s always ships them
-        return frozenset()
-    return frozenset(STOPWORDS_EN)
+        return _STOPWORDS_ZH
+    return frozenset(STOPWORDS_EN) | _STOPWORDS_ZH
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,7 +100,7 @@ def tokenize(text: str) -> list[str]:
     for match in _CJK_RUN.finditer(text):
         out.extend(_latin_terms(text[pos : match.start()], stop))
         jieba = _jieba()
-        out.extend(w for w in jieba.lcut(match.group(), HMM=True) if w.strip() and _WORD.search(w))
+        out.extend(w for w in jieba.lcut(match.group(), HMM=True) if w.strip() and _WORD.search(w) and w not in stop)
         pos = match.end()
     out.extend(_latin_terms(text[pos:], stop))
     return out

@@ -16,7 +16,7 @@ Example:
     pf.add_documents(["Cats sleep most of the day.", "The stock market fell on Monday."])
     result = pf.search("How long do cats sleep?", k=1)
     print(result.hits[0].text, round(result.hits[0].score, 2), result.stats.saved_share > 0)
-    # Cats sleep most of the day. 0.6 True
+    # Cats sleep most of the day. 0.82 True
     ```
 """
 

@@ -201,7 +201,10 @@ def restore_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
     if isinstance(encoded, str):
         encoded = [encoded]
     out: dict[str, Any] = {}
-    for key, value in stored.items():
+    # The user's keys first, then ``source`` and ``chunk``, whatever order Chroma returns them in.
+    rank = {KEY_SOURCE: 1, KEY_CHUNK: 2}
+    ordered = sorted(stored.items(), key=lambda item: rank.get(item[0], 0))
+    for key, value in ordered:
         if key in INTERNAL_KEYS:
             continue
         if key in encoded and isinstance(value, str):

@@ -22,6 +22,7 @@ def test_chinese_is_cut_into_words_not_characters() -> None:
     mixed = tokenize("机器学习 with Python")
     assert mixed[:2] == ["机器", "学习"] and mixed[-1] == "python"
     assert tokenize("你好，世界！") == ["你好", "世界"]  # punctuation is not a term
+    assert tokenize("北京大学的学生") == ["北京大学", "学生"]  # nor a particle
 
 
 def test_search_ranks_by_bm25_and_skips_non_matches() -> None:
