@@ -39,13 +39,15 @@ import numpy as np
 from shortlist.errors import MissingDependencyError
 from shortlist.text import clean_text
 
-__all__ = ["BM25_B", "BM25_K1", "KeywordIndex", "tokenize"]
+__all__ = ["BM25_B", "BM25_K1", "INDEX_VERSION", "KeywordIndex", "tokenize"]
 
 logger = logging.getLogger(__name__)
 
 #: BM25 parameters: the values BEIR's Elasticsearch baseline and Anserini use on short passages.
 BM25_K1 = 0.9
 BM25_B = 0.4
+#: Changes whenever :func:`tokenize` or the BM25 parameters change: a saved index of another version is rebuilt.
+INDEX_VERSION = f"2:{BM25_K1}:{BM25_B}"
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+", re.UNICODE)

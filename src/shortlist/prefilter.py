@@ -477,7 +477,10 @@ class Prefilter:
                 return self._kw
             # Something changed (or first use): the ids hash says whether the index still matches the collection.
             ids = self._all_ids()
-            fingerprint = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+            from shortlist.keyword import INDEX_VERSION
+
+            digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+            fingerprint = f"{INDEX_VERSION}:{digest}"
             folder = self._keyword_folder()
             if self._kw is None or self._kw.fingerprint != fingerprint:
                 cached = KeywordIndex.load(folder) if folder is not None else None
