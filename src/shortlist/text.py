@@ -63,7 +63,7 @@ _CJK = (
 # brackets then white space), after ? ! ; right behind a CJK character (NFKC turns ？！； into ASCII), and at newlines.
 _SENTENCE_END = re.compile(
     rf"(?<=[。！？；…])(?![。！？；…”’」』）)])"
-    rf"|(?<=[.?!])[\"'”’)\]]*\s+"
+    r"|(?<=[.?!])\s+|(?<=[.?!][\"'”’)\]])\s+"
     rf"|(?<=[{_CJK}][?!;])(?![?!;])"
     r"|\n+"
 )

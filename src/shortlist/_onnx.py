@@ -1,0 +1,149 @@
+"""ONNX Runtime backends for :class:`shortlist.Encoder` (``"onnx"``: float32, ``"onnx-int8"``: dynamic int8).
+
+Run time needs ``onnxruntime``, ``tokenizers`` and NumPy only: this module never imports torch,
+transformers or sentence-transformers, so a process that only embeds queries starts in a fraction of a second.
+The ONNX file itself comes from :func:`shortlist.onnx_export.export_onnx` (exported once and cached; that
+one-off export is the only step that needs torch).
+
+The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` and returns mean-pooled, L2-normalised
+sentence vectors. Texts are tokenised with the model's fast tokenizer (truncation at the model's window, no fixed
+padding), sorted by length and padded per batch to the longest text in it, so short texts never pay for long ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shortlist.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+__all__ = ["OnnxBackend", "default_threads"]
+
+logger = logging.getLogger(__name__)
+
+ENV_THREADS = "SHORTLIST_ONNX_THREADS"
+
+
+def default_threads() -> int:
+    """Threads for one inference: ``SHORTLIST_ONNX_THREADS``, else the physical cores this process may use.
+
+    Hyper-threads share one core's vector units, and a GEMM on both siblings is no faster than on one, so the
+    default is the number of physical cores (from ``psutil`` when it is installed), capped by the CPU affinity.
+    """
+    env = os.environ.get(ENV_THREADS, "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        usable = os.cpu_count() or 1
+    physical: int | None = None
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:  # pragma: no cover - psutil is optional
+        physical = None
+    return max(1, min(usable, physical or usable))
+
+
+class OnnxBackend:
+    """Encode texts with an exported ONNX copy of a sentence-transformers model.
+
+    Args:
+        model_dir: The sentence-transformers folder the ONNX file is exported from (and keyed by).
+        quantized: Use the dynamically quantised int8 graph instead of the float32 one.
+        tokenizer: The model's fast tokenizer; a copy is configured here (truncation at ``max_seq_length``, no
+            padding), so the caller's tokenizer is left as it is.
+        max_seq_length: The model's window in word pieces, ``[CLS]`` and ``[SEP]`` included (256).
+        threads: Intra-op threads (default: :func:`default_threads`).
+
+    Raises:
+        MissingDependencyError: if ``onnxruntime`` is not installed, or the file must be exported and the export
+            needs a package that is missing.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        quantized: bool,
+        tokenizer: Tokenizer,
+        max_seq_length: int,
+        threads: int | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            msg = "The ONNX backends need onnxruntime: `pip install 'shortlist[onnx]'` (or use backend='torch')."
+            raise MissingDependencyError(msg) from exc
+        from tokenizers import Tokenizer
+
+        from shortlist.onnx_export import export_onnx
+
+        self.path = export_onnx(model_dir, quantized=quantized)
+        self.quantized = quantized
+        self.max_seq_length = int(max_seq_length)
+        tok = Tokenizer.from_str(tokenizer.to_str())
+        tok.no_padding()
+        tok.enable_truncation(max_length=self.max_seq_length)
+        self._tokenizer = tok
+        self.threads = threads or default_threads()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._output_name = self._session.get_outputs()[0].name
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        logger.debug("ONNX session on %s with %d threads", self.path, self.threads)
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> NDArray[np.float32]:
+        """Encode ``texts`` to an ``(n, dimension)`` float32 array of L2-normalised vectors, in input order.
+
+        Texts are sorted by token count and padded per batch; the result is put back in the caller's order.
+        """
+        n = len(texts)
+        out = np.empty((n, self.dimension), dtype=np.float32)
+        if n == 0:
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+        order = np.argsort(lengths, kind="stable")
+        step = max(1, int(batch_size))
+        for start in range(0, n, step):
+            idx = order[start : start + step]
+            width = int(lengths[idx[-1]])
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, j in enumerate(idx):
+                enc = encodings[j]
+                ids[row, : len(enc.ids)] = enc.ids
+                mask[row, : len(enc.ids)] = 1
+            out[idx] = self._run(ids, mask)
+        # The graph normalises already; re-normalising costs nothing and guards the contract.
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def _run(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
+        feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        result = self._session.run([self._output_name], feed)
+        return np.asarray(result[0], dtype=np.float32)
+
+    def __repr__(self) -> str:
+        kind = "int8" if self.quantized else "fp32"
+        return f"OnnxBackend({kind}, threads={self.threads}, path={str(self.path)!r})"
