@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -312,12 +313,22 @@ def _belongs(obj: object, module_name: str, listed: frozenset[str]) -> bool:
     return any(part.startswith("_") for part in owner.split(".")) or owner.startswith(module_name + ".")
 
 
+def _from_stdlib(obj: object) -> bool:
+    """Whether ``obj`` was defined by the standard library (or has no module to tell), not patched in by a package."""
+    owner = getattr(obj, "__module__", None)
+    if not isinstance(owner, str):
+        return True
+    return owner.split(".")[0] in sys.stdlib_module_names or owner == "builtins"
+
+
 def _class_text(qualname: str, cls: type) -> str:
     parts = [f"class {qualname}{_signature(cls)}", _doc(cls)]
     for name, member in sorted(vars(cls).items()):
         if name.startswith("_"):
             continue
         target = member.__func__ if isinstance(member, classmethod | staticmethod) else member
+        if not _from_stdlib(target):
+            continue  # patched in by a third-party import (transformers adds ``Logger.warning_once``)
         doc = _doc(target)
         if not doc or not (callable(target) or isinstance(target, property)):
             continue
