@@ -712,6 +712,51 @@ def demo(
     )
 
 
+# ---------------------------------------------------------------------------------------------------- serve
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0: every one).")
+@click.option("--port", type=click.IntRange(1, 65535), default=11434, show_default=True, help="TCP port (Ollama's).")
+@store_options
+@encoder_options
+@click.option("--max-batch", type=click.IntRange(1, 1024), default=64, show_default=True, help="Texts per model call.")
+@click.option(
+    "--batching/--no-batching", default=True, show_default=True, help="Combine concurrent requests into batches."
+)
+@click.option("--log-level", type=click.Choice(("critical", "error", "warning", "info", "debug")), default="info")
+def serve(
+    host: str,
+    port: int,
+    db: Path,
+    collection: str,
+    settings: EncoderSettings,
+    max_batch: int,
+    batching: bool,
+    log_level: str,
+) -> None:
+    """Serve embeddings (Ollama- and OpenAI-compatible), similarity and search over HTTP, with a web page at /.
+
+    Set SHORTLIST_API_KEY to require 'Authorization: Bearer <key>' on every API request. Needs the server extra:
+    pip install 'shortlist[server]'.
+
+    \b
+    Example:
+      shortlist serve --collection notes
+      curl -s localhost:11434/api/embed -d '{"model": "all-minilm", "input": "hello"}'
+    """  # noqa: D301
+    from shortlist.server import run  # lazy: `import shortlist.cli` stays free of fastapi
+
+    run(
+        host,
+        port,
+        encoder=settings.encoder(),
+        db=db,
+        collection=collection,
+        batching=batching,
+        max_batch=max_batch,
+        log_level=log_level,
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``shortlist`` command; returns the exit code (0 ok, 1 error, 2 usage error)."""
