@@ -43,7 +43,7 @@ DEFAULT_PORT = 11434
 def _require_server_extra() -> None:
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
         msg = f"`shortlist serve` needs the server extra: pip install 'shortlist[server]' ({exc.name} is missing)."

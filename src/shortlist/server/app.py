@@ -714,6 +714,8 @@ def create_app(
         except (InputError, ConfigError) as exc:
             raise ApiError(400, str(exc)) from exc
         except StoreError as exc:
+            if _is_chroma_argument_error(exc.__cause__):  # e.g. a where filter Chroma's own parser refuses
+                raise ApiError(400, f"Chroma refused the request: {exc}") from exc
             raise ApiError(503, f"The collection could not be searched: {exc}") from exc
         except ShortlistError as exc:
             raise ApiError(400, str(exc)) from exc
@@ -743,6 +745,16 @@ def create_app(
         )
 
     return app
+
+
+def _is_chroma_argument_error(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    try:
+        from chromadb.errors import InvalidArgumentError
+    except ImportError:  # pragma: no cover - chromadb is a core dependency
+        return False
+    return isinstance(exc, InvalidArgumentError)
 
 
 def _read_pairs_csv(raw: bytes, header: str, max_rows: int) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
