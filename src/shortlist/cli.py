@@ -2,7 +2,8 @@
 
 Commands: ``index`` (files and folders into a Chroma collection), ``query`` (a question's shortlist), ``eval`` (a
 BEIR-style dataset's retrieval figures), ``similarity`` (two texts' cosine similarity), ``info`` (model, backend,
-collections) and ``demo`` (the pre-filter over Python's own documentation).
+collections), ``demo`` (the pre-filter over Python's own documentation) and ``export`` (the ONNX files of
+the onnx backends, ahead of first use).
 
 Every command loads its heavy dependencies (torch, Chroma) only when it runs, so ``shortlist --help`` is instant.
 Errors raised by shortlist (:class:`~shortlist.errors.ShortlistError`) become one line on stderr and exit code 1;
@@ -755,6 +756,54 @@ def serve(
         max_batch=max_batch,
         log_level=log_level,
     )
+
+
+# ---------------------------------------------------------------------------------------------------- export
+@cli.command()
+@click.option(
+    "--model",
+    envvar=ENV_MODEL,
+    show_envvar=True,
+    metavar="DIR",
+    help="A local sentence-transformers folder (default: the packaged all-MiniLM-L6-v2).",
+)
+@click.option("--fp32-only", is_flag=True, help="Export the float32 graph only (skip the int8 one).")
+@click.option("--force", is_flag=True, help="Export again even if the cached files exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the paths as JSON.")
+def export(model: str | None, fp32_only: bool, force: bool, as_json: bool) -> None:
+    """Export the model to ONNX (float32 and int8) for the onnx backends, once, into the user cache.
+
+    The files are made from the local weights (nothing is downloaded) and kept under a folder named by the
+    weights' hash; the onnx backends export on first use anyway, this just does it ahead of time.
+
+    \b
+    Example:
+      shortlist export
+      shortlist query "..." --backend onnx-int8
+    """  # noqa: D301
+    from shortlist.model import resolve_model
+    from shortlist.onnx_export import export_onnx, onnx_model_path
+
+    source = resolve_model(model or None)
+    if source.path is None:
+        msg = f"Model {source.name!r} is not a local folder: give --model a sentence-transformers folder."
+        raise click.UsageError(msg)
+    done: dict[str, Any] = {"model": source.name, "weights": str(source.path)}
+    for kind, quantized in (("fp32", False), ("int8", True)):
+        if quantized and fp32_only:
+            continue
+        existed = onnx_model_path(source.path, quantized=quantized).is_file()
+        started = time.perf_counter()
+        path = export_onnx(source.path, quantized=quantized, force=force)
+        seconds = time.perf_counter() - started
+        fresh = force or not existed
+        mb = round(path.stat().st_size / 1e6, 1)
+        done[kind] = {"path": str(path), "exported": fresh, "seconds": round(seconds, 2), "mb": mb}
+        if not as_json:
+            verb = f"exported in {seconds:.1f} s" if fresh else "already cached"
+            click.echo(f"{kind}: {path} ({mb:.0f} MB, {verb})")
+    if as_json:
+        _echo_json(done)
 
 
 # ---------------------------------------------------------------------------------------------------- entry point
