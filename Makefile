@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: 2.13.0 is a CPU wheel found locally; unpinned, pip would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The web page of `shortlist serve` is tested in a real headless Chromium (Debian's package, driven by Playwright;
+# Playwright never downloads a browser of its own). Installed here when missing and apt-get is usable (CI runs as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's chromium for the web page test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and cannot be installed here: the web page test will be skipped."; fi; }
+
 demo: $(STAMP)
 	$(BIN)/python -m shortlist.demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
