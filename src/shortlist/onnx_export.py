@@ -124,6 +124,8 @@ def export_onnx(
         ModelNotFoundError: if ``model_dir`` is not a model folder.
     """
     path = _resolve_dir(model_dir)
+    # Checked before the cache: the cache is keyed by the weights, and another folder may share them.
+    _check_pooling(path)
     target = onnx_model_path(path, quantized=quantized)
     if target.is_file() and not force:
         return target
@@ -190,7 +192,9 @@ def _check_pooling(model_dir: Path) -> None:
         raise ConfigError(msg)
     other = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k != "pooling_mode_mean_tokens"]
     if other:
-        msg = f"{model_dir} combines pooling modes {other}; the ONNX backends do mean pooling only: use backend='torch'."
+        msg = (
+            f"{model_dir} combines pooling modes {other}; the ONNX backends do mean pooling only: use backend='torch'."
+        )
         raise ConfigError(msg)
 
 
@@ -218,7 +222,9 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     config = _read_json(model_dir / "config.json")
     with _quiet():
         # Eager attention exports the plain MatMul/Softmax pattern that ORT's optimiser fuses into `Attention`.
-        bert = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager")
+        bert = transformers.AutoModel.from_pretrained(
+            str(model_dir), local_files_only=True, attn_implementation="eager"
+        )
     bert.eval()
 
     class _Pooled(torch.nn.Module):  # type: ignore[misc, name-defined]
@@ -260,7 +266,9 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
                 do_constant_folding=True,
                 dynamo=False,
             )
-        _fuse(raw, fused, num_heads=int(config.get("num_attention_heads", 12)), hidden=int(config.get("hidden_size", 384)))
+        _fuse(
+            raw, fused, num_heads=int(config.get("num_attention_heads", 12)), hidden=int(config.get("hidden_size", 384))
+        )
         _verify(fused, wrapped, torch)
         _move_into_place(fused, target)
     finally:
