@@ -40,6 +40,7 @@ schema = schemathesis.openapi.from_dict(_openapi_document())
     max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
