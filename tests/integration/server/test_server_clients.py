@@ -105,3 +105,24 @@ def test_llama_index_ollama_embedding(live: LiveServer, encoder: Encoder) -> Non
     assert_same_vectors(emb.get_text_embedding_batch(TEXTS), TEXTS, encoder)
     assert_same_vectors([emb.get_query_embedding(TEXTS[0])], TEXTS[:1], encoder)
     assert_same_vectors([asyncio.run(emb.aget_text_embedding(TEXTS[1]))], TEXTS[1:2], encoder)
+
+
+def test_integrations_script_against_the_server(live: LiveServer) -> None:
+    """integrations/serve_clients.py (the README's example) runs against a live server."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .conftest import env_without_proxies
+
+    script = Path(__file__).resolve().parents[3] / "integrations" / "serve_clients.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--url", live.url, "--query", "Do cats sleep a lot?"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_without_proxies(),
+        check=True,
+    ).stdout
+    assert "ollama.Client.embed: 3 vectors of 384 dimensions" in out
+    assert "1. " in out and "cats" in out.split("1. ", 1)[1].splitlines()[0]
