@@ -67,6 +67,8 @@ logger = logging.getLogger(__name__)
 ENV_API_KEY = "SHORTLIST_API_KEY"
 #: Paths served without the API key: the web page (it asks for the key) and the API's description.
 PUBLIC_PATHS = frozenset({"/", "/favicon.ico", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: Routes that take a form upload; every other POST body is JSON, whatever its Content-Type says.
+FORM_PATHS = frozenset({"/api/similarity/csv"})
 #: Ollama's tags of all-MiniLM-L6-v2 and the model's own names, all accepted as ``model``.
 MINILM_ALIASES = (
     "all-minilm",
@@ -227,6 +229,11 @@ class GuardMiddleware:
             more = bool(message.get("more_body", False))
         buffered = b"".join(chunks)
         sent = False
+        content_type = headers.get("content-type", b"").split(b";", 1)[0].strip().lower()
+        if path not in FORM_PATHS and content_type in (b"", b"application/x-www-form-urlencoded", b"text/plain"):
+            # `curl -d '{...}'` (Ollama's own examples) labels JSON as a form: read it as the JSON it is.
+            raw = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+            scope = {**scope, "headers": [*raw, (b"content-type", b"application/json")]}
 
         async def replay() -> dict[str, Any]:
             nonlocal sent

@@ -56,6 +56,15 @@ def test_long_text_is_pooled_unless_truncate_false(http: httpx.Client, encoder: 
     assert refused.status_code == 400 and "input[1]" in error_of(refused) and "truncate=true" in error_of(refused)
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_json_without_a_json_content_type(http: httpx.Client, encoder: Encoder, content_type: str | None) -> None:
+    """`curl -d '{...}'` (Ollama's documented usage) sends JSON labelled as a form: it is read as JSON."""
+    headers = {"content-type": content_type} if content_type else {}
+    resp = http.post("/api/embed", content=b'{"model": "all-minilm", "input": "hello"}', headers=headers)
+    assert resp.status_code == 200, resp.text
+    np.testing.assert_allclose(resp.json()["embeddings"][0], encoder.embed_documents(["hello"])[0], atol=1e-6)
+
+
 def test_openai_route_base64_is_little_endian_float32(http: httpx.Client, encoder: Encoder) -> None:
     resp = http.post("/v1/embeddings", json={"model": "all-minilm", "input": "hello", "encoding_format": "base64"})
     raw = base64.b64decode(resp.json()["data"][0]["embedding"])
