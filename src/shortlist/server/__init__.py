@@ -43,8 +43,12 @@ DEFAULT_PORT = 11434
 def _require_server_extra() -> None:
     try:
         import fastapi  # noqa: F401
-        import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
+
+        try:
+            import python_multipart  # noqa: F401
+        except ImportError:  # python-multipart before 0.0.13 only has the old name
+            import multipart  # noqa: F401
     except ImportError as exc:
         msg = f"`shortlist serve` needs the server extra: pip install 'shortlist[server]' ({exc.name} is missing)."
         raise MissingDependencyError(msg) from exc
