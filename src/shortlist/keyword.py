@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 BM25_K1 = 0.9
 BM25_B = 0.4
 #: Changes whenever :func:`tokenize` or the BM25 parameters change: a saved index of another version is rebuilt.
-INDEX_VERSION = f"2:{BM25_K1}:{BM25_B}"
+INDEX_VERSION = f"3:{BM25_K1}:{BM25_B}"
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -125,10 +125,13 @@ class KeywordIndex:
         fingerprint: What the index was built from (the store's count and a hash of its ids), for staleness checks.
     """
 
-    def __init__(self, ids: Sequence[str], retriever: Any, fingerprint: str = "") -> None:
+    def __init__(self, ids: Sequence[str], retriever: Any, fingerprint: str = "", avgdl: float = 0.0) -> None:
         self.ids = list(ids)
         self._retriever = retriever
         self.fingerprint = fingerprint
+        #: Mean number of terms per indexed text (BM25's length normalisation), for :meth:`score_texts`.
+        self.avgdl = float(avgdl)
+        self._df: np.ndarray[Any, np.dtype[np.int64]] | None = None
 
     @classmethod
     def build(cls, items: Iterable[tuple[str, str]], *, fingerprint: str = "") -> KeywordIndex:
@@ -147,7 +150,8 @@ class KeywordIndex:
             return cls([], None, fingerprint)
         retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         retriever.index(corpus, show_progress=False)
-        return cls(ids, retriever, fingerprint)
+        avgdl = sum(len(terms) for terms in corpus) / len(corpus)
+        return cls(ids, retriever, fingerprint, avgdl)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -160,7 +164,9 @@ class KeywordIndex:
         tmp.mkdir(parents=True)
         if self._retriever is not None:
             self._retriever.save(str(tmp), show_progress=False)
-        (tmp / _IDS_FILE).write_text(json.dumps({"fingerprint": self.fingerprint, "ids": self.ids}), encoding="utf-8")
+        (tmp / _IDS_FILE).write_text(
+            json.dumps({"fingerprint": self.fingerprint, "avgdl": self.avgdl, "ids": self.ids}), encoding="utf-8"
+        )
         old = folder.with_name(folder.name + f".old-{os.getpid()}-{threading.get_ident()}")
         if folder.exists():
             folder.rename(old)
@@ -175,6 +181,7 @@ class KeywordIndex:
             meta = json.loads((folder / _IDS_FILE).read_text(encoding="utf-8"))
             ids = [str(i) for i in meta["ids"]]
             fingerprint = str(meta["fingerprint"])
+            avgdl = float(meta.get("avgdl", 0.0))
             retriever = None
             if ids:
                 import bm25s
@@ -183,7 +190,7 @@ class KeywordIndex:
         except Exception as exc:  # a missing, partial or foreign folder: rebuild instead
             logger.debug("No usable keyword index in %s (%s)", folder, exc)
             return None
-        return cls(ids, retriever, fingerprint)
+        return cls(ids, retriever, fingerprint, avgdl)
 
     def scores(self, query: str) -> np.ndarray[Any, np.dtype[np.float32]]:
         """BM25 score of every row for ``query`` (zeros when no term is known)."""
@@ -217,3 +224,35 @@ class KeywordIndex:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.lexsort((top, -scores[top]))]
         return [(self.ids[i], float(scores[i])) for i in top]
+
+    def score_texts(self, query: str, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """BM25 score of ``query`` against texts that are not in the index, with the index's statistics.
+
+        Each text is scored as if it were one more row of the index (the index's document frequencies, row count
+        and mean length), so its score is comparable with :meth:`scores`. Hybrid-search calibration uses it to
+        score a chunk with one of its sentences taken out.
+        """
+        out = np.zeros(len(texts), dtype=np.float32)
+        if self._retriever is None or not texts:
+            return out
+        vocab = self._retriever.vocab_dict
+        known = [t for t in dict.fromkeys(tokenize(query)) if t in vocab]
+        if not known:
+            return out
+        if self._df is None:
+            indptr = np.asarray(self._retriever.scores["indptr"], dtype=np.int64)
+            self._df = np.diff(indptr)
+        n = len(self.ids)
+        avgdl = self.avgdl if self.avgdl > 0 else 1.0
+        idf = {t: float(np.log(1.0 + (n - self._df[vocab[t]] + 0.5) / (self._df[vocab[t]] + 0.5))) for t in known}
+        for i, text in enumerate(texts):
+            terms = tokenize(text)
+            if not terms:
+                continue
+            norm = BM25_K1 * (1.0 - BM25_B + BM25_B * len(terms) / avgdl)
+            counts: dict[str, int] = {}
+            for term in terms:
+                if term in idf:
+                    counts[term] = counts.get(term, 0) + 1
+            out[i] = sum(idf[t] * tf / (tf + norm) for t, tf in counts.items())
+        return out

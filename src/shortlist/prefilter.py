@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
     from shortlist.encoder import Encoder
+    from shortlist.fusion import Calibration
     from shortlist.keyword import KeywordIndex
 
 __all__ = [
@@ -184,7 +185,9 @@ class Prefilter:
         encoder: The encoder; default :meth:`Encoder.shared() <shortlist.encoder.Encoder.shared>`.
         chunk_tokens: Most word pieces in one chunk (default 128; at most the model's 254).
         chunk_overlap: Word pieces carried from one chunk to the next (default 16).
-        fusion: How hybrid search merges its dense and keyword lists (default :func:`rrf`).
+        fusion: How hybrid search merges its dense and keyword lists. Default: an
+            :class:`~shortlist.fusion.AdaptiveFusion` over this collection's :meth:`calibration` (dense weight
+            calibrated from the collection's own chunks, by query script); :func:`rrf` is the fixed-weight classic.
 
     Raises:
         ConfigError: on bad chunk sizes or conflicting locations.
@@ -234,7 +237,11 @@ class Prefilter:
             raise ConfigError(msg)
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
-        self.fusion: Fusion = fusion or rrf
+        if fusion is None:
+            from shortlist.fusion import AdaptiveFusion
+
+            fusion = AdaptiveFusion(self.calibration)
+        self.fusion: Fusion = fusion
         self.store = (
             store
             if store is not None
@@ -244,6 +251,8 @@ class Prefilter:
         self._kw: KeywordIndex | None = None
         self._kw_quick = ""
         self._generation = 0
+        self._cal_lock = threading.Lock()
+        self._cal: Calibration | None = None
 
     @classmethod
     def in_memory(cls, collection: str = "shortlist", encoder: Encoder | None = None, **kw: Any) -> Prefilter:
@@ -505,6 +514,49 @@ class Prefilter:
         with self._kw_lock:
             self._kw_quick = ""
         return self.keyword_index()
+
+    def calibration(self) -> Calibration:
+        """The hybrid fusion's calibration of this collection (see :mod:`shortlist.fusion`), computed if stale.
+
+        It belongs to the keyword index's fingerprint (the collection's ids): when documents are added or removed,
+        the next call computes it again (about 100 probes: two small embedding batches and 100 searches per side).
+        An embedded store keeps it beside the keyword index, so a restart reloads it instead. Call it after ingest
+        to pay that cost then rather than on the first hybrid search.
+        """
+        index = self.keyword_index()
+        with self._cal_lock:
+            if self._cal is not None and self._cal.fingerprint == index.fingerprint:
+                return self._cal
+            from shortlist.fusion import Calibration, calibrate
+
+            folder = self._keyword_folder()
+            cached = Calibration.load(folder) if folder is not None else None
+            if cached is not None and cached.fingerprint == index.fingerprint:
+                self._cal = cached
+                return cached
+            cal = calibrate(
+                self._probe_pool(index.ids),
+                index,
+                self.encoder,
+                lambda vec, n: [(c.id, float(c.score or 0.0)) for c in self.store.query(vec, n)],
+                fingerprint=index.fingerprint,
+            )
+            if folder is not None and folder.is_dir():
+                try:
+                    cal.save(folder)
+                except OSError as exc:
+                    logger.warning("Could not save the hybrid calibration to %s: %s", folder, exc)
+            self._cal = cal
+            return cal
+
+    def _probe_pool(self, ids: Sequence[str], size: int = 2000) -> list[tuple[str, str, str]]:
+        """``(id, source, text)`` of up to ``size`` chunks drawn with a fixed seed (the calibration's probe pool)."""
+        from shortlist.fusion import SEED
+
+        order = sorted(ids)
+        rng = np.random.default_rng(SEED)
+        rng.shuffle(order)
+        return [(c.id, c.source, c.text) for c in self.store.get(order[:size])]
 
     def _all_ids(self) -> list[str]:
         out: list[str] = []
