@@ -70,3 +70,14 @@ def test_save_and_load(tmp_path) -> None:
     assert KeywordIndex.load(tmp_path / "missing") is None
     (tmp_path / "kw" / "shortlist-ids.json").write_text("{broken")
     assert KeywordIndex.load(tmp_path / "kw") is None
+
+
+def test_score_texts_matches_the_index_for_its_own_rows() -> None:
+    rows = [("a", "cats purr softly at night"), ("b", "dogs bark loudly at the mailman"), ("c", "the cat and the dog")]
+    index = KeywordIndex.build(rows)
+    assert index.score_texts("barking dog cats", [t for _, t in rows]) == pytest.approx(
+        index.scores("barking dog cats"), rel=1e-5
+    )
+    held_out = index.score_texts("barking dog", ["a dog barks", "nothing shared here"])
+    assert held_out[0] > 0 and held_out[1] == 0
+    assert index.score_texts("unknownword", ["unknownword"]).tolist() == [0.0]

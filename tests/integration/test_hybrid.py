@@ -1,0 +1,105 @@
+"""Adaptive hybrid search on small real corpora (XQuAD passages in Chinese and English), one side empty, and the
+calibration's persistence and staleness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shortlist import Encoder, Prefilter
+from shortlist.fusion import Calibration, convex
+
+N_PASSAGES = 30
+N_QUESTIONS = 40
+
+
+def _xquad(shared_data: Path, lang: str) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+    root = shared_data / "xquad" / lang
+    passages = [json.loads(line) for line in (root / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    passages = passages[:N_PASSAGES]
+    keep = {p["_id"] for p in passages}
+    questions = [json.loads(line) for line in (root / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    asked = [(q["text"], q["passage_id"]) for q in questions if q["passage_id"] in keep][::5][:N_QUESTIONS]
+    return [{"id": p["_id"], "text": p["text"]} for p in passages], asked
+
+
+def _recall(pf: Prefilter, asked: list[tuple[str, str]], mode: str, k: int = 5) -> float:
+    found = 0
+    for question, gold in asked:
+        hits = pf.search(question, k=k, mode=mode).hits  # type: ignore[arg-type]
+        found += any(h.metadata["source"] == gold for h in hits)
+    return found / len(asked)
+
+
+@pytest.fixture(scope="module")
+def zh(shared_data: Path, encoder: Encoder) -> tuple[Prefilter, list[tuple[str, str]]]:
+    docs, asked = _xquad(shared_data, "zh")
+    pf = Prefilter.in_memory("hybrid-zh", encoder=encoder, chunk_tokens=126)
+    pf.add_documents(docs)
+    return pf, asked
+
+
+@pytest.fixture(scope="module")
+def en(shared_data: Path, encoder: Encoder) -> tuple[Prefilter, list[tuple[str, str]]]:
+    docs, asked = _xquad(shared_data, "en")
+    pf = Prefilter.in_memory("hybrid-en", encoder=encoder, chunk_tokens=126)
+    pf.add_documents(docs)
+    return pf, asked
+
+
+def test_chinese_corpus_calibrates_towards_keyword(zh: tuple[Prefilter, list[tuple[str, str]]]) -> None:
+    pf, asked = zh
+    cal = pf.calibration()
+    assert cal.probes["cjk"] >= 30 and "latin" not in cal.weights
+    assert cal.mrr["cjk"]["keyword"] > cal.mrr["cjk"]["dense"]
+    assert cal.weights["cjk"] < 0.5
+    dense, keyword, hybrid = (_recall(pf, asked, m) for m in ("dense", "keyword", "hybrid"))
+    assert hybrid >= max(dense, keyword) - 0.05
+    assert hybrid > dense + 0.2  # the English-vocabulary model reads little Chinese
+
+
+def test_english_corpus_keeps_both_sides(en: tuple[Prefilter, list[tuple[str, str]]]) -> None:
+    pf, asked = en
+    cal = pf.calibration()
+    assert 0.3 <= cal.weights["latin"] <= 0.9
+    dense, keyword, hybrid = (_recall(pf, asked, m) for m in ("dense", "keyword", "hybrid"))
+    assert hybrid >= max(dense, keyword) - 0.05
+    assert hybrid >= 0.85
+
+
+def test_keyword_side_empty_gives_the_dense_order(en: tuple[Prefilter, list[tuple[str, str]]]) -> None:
+    pf, _ = en
+    question = "xyzzyplugh quux"  # no term the BM25 index knows
+    assert pf.keyword_index().search(question, 10) == []
+    hybrid = pf.search(question, k=5, mode="hybrid")
+    dense = pf.search(question, k=5, mode="dense", fetch_k=20)
+    assert [h.id for h in hybrid.hits] == [h.id for h in dense.hits]
+    assert len(hybrid.hits) == 5
+
+
+def test_dense_side_empty_gives_the_keyword_order(en: tuple[Prefilter, list[tuple[str, str]]]) -> None:
+    pf, asked = en
+    question = asked[0][0]
+    keyword = pf.keyword_index().search(question, 20)
+    assert [i for i, _ in pf.fusion(question, [], keyword)] == [i for i, _ in keyword]
+    assert [i for i, _ in convex(question, [], keyword, weight=0.9)] == [i for i, _ in keyword]
+
+
+def test_calibration_is_saved_reloaded_and_redone_when_the_collection_changes(
+    tmp_path: Path, shared_data: Path, encoder: Encoder
+) -> None:
+    docs, _ = _xquad(shared_data, "en")
+    pf = Prefilter("persisted", path=tmp_path, encoder=encoder, chunk_tokens=126)
+    pf.add_documents(docs[:20])
+    first = pf.calibration()
+    saved = Calibration.load(tmp_path / "shortlist-keyword" / "persisted")
+    assert saved == first and first.fingerprint == pf.keyword_index().fingerprint
+    again = Prefilter("persisted", path=tmp_path, encoder=encoder, chunk_tokens=126)
+    assert again.calibration() == first  # reloaded, not recomputed (same seconds recorded)
+    again.add_documents(docs[20:24])
+    redone = again.calibration()
+    assert redone.fingerprint != first.fingerprint
+    assert redone.fingerprint == again.keyword_index().fingerprint
+    assert Calibration.load(tmp_path / "shortlist-keyword" / "persisted") == redone
