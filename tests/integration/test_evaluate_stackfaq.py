@@ -24,8 +24,9 @@ def test_stackfaq_floor(shared_data: Path, encoder: Encoder) -> None:
     dense = evaluate(prefilter_retriever(pf, mode="dense"), data, ks=(1, 10))
     hybrid = evaluate(prefilter_retriever(pf, mode="hybrid"), data, ks=(1, 10))
     keyword = evaluate(prefilter_retriever(pf, mode="keyword"), data, ks=(1, 10))
-    # Full set (1,249 queries): dense Top-1 0.945, hybrid 0.837, keyword 0.693.
+    # Full set (1,249 queries, benchmarks/hybrid.py): dense Top-1 0.945, adaptive hybrid 0.948 (fixed RRF was
+    # 0.837), keyword 0.693. One-sentence FAQ entries give no probes: the fusion uses its dense-leaning prior.
     assert dense.top1 >= 0.90 and dense.mrr[10] >= 0.93
-    assert hybrid.top1 >= 0.78 and hybrid.recall[10] >= 0.95
+    assert hybrid.top1 >= dense.top1 - 0.02 and hybrid.recall[10] >= 0.95
     assert keyword.top1 >= 0.62
     assert hybrid.top1 > keyword.top1
