@@ -193,7 +193,10 @@ def _latency(pf: Prefilter, texts: list[str], k: int, n: int) -> dict[str, float
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = "| set | metric | dense | BM25 | RRF k=60 | adaptive | best single - 0.01 | bar | dense weight (by script) | ok |"
+    head = (
+        "| set | metric | dense | BM25 | RRF k=60 | adaptive | best single - 0.01 | bar "
+        "| dense weight (by script) | ok |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         spec = SETS[r["name"]]

@@ -11,9 +11,9 @@ dense weight that comes from a :class:`Calibration` of the collection:
    (the inverse cloze task of Lee et al. 2019): neither side can win by matching the query verbatim, so the probe
    measures what each side knows about the chunk's topic, as a real question does.
 2. **Scores** (:func:`calibrate`): each probe is searched by both sides (the held-out chunk scored by the same
-   function as the rest: the same vector space, BM25 with the index's statistics); the dense weight on the grid
-   0, 0.05, ..., 1 with the best mean reciprocal rank of the probe's document in the fused list wins (ties: the
-   weight nearest :data:`PRIOR_WEIGHT`). Probes are grouped by script (CJK or not): a query written in CJK script
+   function as the rest: the same vector space, BM25 with the index's statistics). Each side's mean reciprocal
+   rank of the probe's document (MRR@10) sets the weights in proportion (:func:`dense_weight`).
+   Probes are grouped by script (CJK or not): a query written in CJK script
    uses the weight of the corpus's CJK chunks, other queries the weight of the rest, so a mixed Chinese/English
    collection gets both right.
 3. **No evidence** (a script with fewer than :data:`MIN_PROBES` probes, e.g. a FAQ of one-sentence questions): the
@@ -30,8 +30,9 @@ Example:
     ```python
     from shortlist.fusion import convex
 
-    print(convex("q", [("a", 0.9), ("b", 0.5)], [("b", 7.0), ("c", 3.0)], weight=0.7))
-    # [('a', 0.7), ('b', 0.3), ('c', 0.128...)]
+    fused = convex("q", [("a", 0.9), ("b", 0.5)], [("b", 7.0), ("c", 3.0)], weight=0.7)
+    print([(i, round(s, 3)) for i, s in fused])
+    # [('a', 0.7), ('b', 0.3), ('c', 0.129)]
     ```
 """
 
@@ -333,7 +334,12 @@ def calibrate(
         mrr_kw = float(np.mean([_mrr(k, p.source, sources) for p, (_, k) in zip(group, lists, strict=True)]))
         weight = dense_weight(mrr_dense, mrr_kw, script)
         fused = float(
-            np.mean([_mrr(convex("", d, k, weight=weight), p.source, sources) for p, (d, k) in zip(group, lists)])
+            np.mean(
+                [
+                    _mrr(convex("", d, k, weight=weight), p.source, sources)
+                    for p, (d, k) in zip(group, lists, strict=True)
+                ]
+            )
         )
         weights[script] = weight
         figures[script] = {"dense": mrr_dense, "keyword": mrr_kw, "fused": fused}

@@ -5,7 +5,8 @@ word pieces, ``chunk_overlap`` carried over) -> :meth:`Encoder.embed_documents <
 for chunks not stored yet) -> :meth:`ChunkStore.upsert <shortlist.store.ChunkStore.upsert>`.
 
 Search: question -> vector -> Chroma's nearest chunks (with ``where`` / ``where_document`` filters) plus, in hybrid
-mode, BM25 candidates, fused by reciprocal rank -> ``min_score`` threshold (cosine) -> cap per document -> MMR
+mode, BM25 candidates, fused by :attr:`Prefilter.fusion` (adaptive by default, see :mod:`shortlist.fusion`)
+-> ``min_score`` threshold (cosine) -> cap per document -> MMR
 diversity (optional) -> top ``k`` -> token budget (optional) -> :class:`~shortlist.types.Shortlist`.
 
 Example:
