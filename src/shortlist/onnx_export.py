@@ -129,14 +129,16 @@ def export_onnx(
     target = onnx_model_path(path, quantized=quantized)
     if target.is_file() and not force:
         return target
+    # The int8 file is made from the float32 one: export that first, outside the lock (flock is per open file, so
+    # taking it again from a nested call in this process would wait for ever).
+    fp32 = export_onnx(path, quantized=False, force=force) if quantized else None
     target.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(target.parent / ".export.lock"):
         # Another process may have finished the same export while this one waited for the lock.
         if target.is_file() and not force:
             return target
         started = time.perf_counter()
-        if quantized:
-            fp32 = export_onnx(path, quantized=False, force=force)
+        if fp32 is not None:
             _quantize(fp32, target)
         else:
             _export_fp32(path, target)
@@ -171,6 +173,7 @@ def _temp_path(target: Path) -> Path:
 def _move_into_place(tmp: Path, target: Path) -> None:
     with tmp.open("rb+") as fh:
         os.fsync(fh.fileno())
+    tmp.chmod(0o644)  # mkstemp makes 0600 files; the cache is readable like any other
     os.replace(tmp, target)
 
 
@@ -362,7 +365,11 @@ def _quiet() -> Iterator[None]:
         was_enabled = bool(hf_logging is not None and hf_logging.is_progress_bar_enabled())
         if hf_logging is not None:
             hf_logging.disable_progress_bar()
-        quiet_loggers = [logging.getLogger(name) for name in ("onnxruntime", "onnx")]
+        # onnxruntime.quantization warns through the root logger (which, with no handler, would configure one).
+        root = logging.getLogger()
+        guard = logging.NullHandler()
+        root.addHandler(guard)
+        quiet_loggers = [logging.getLogger(name) for name in ("onnxruntime", "onnx")] + [root]
         levels = [lg.level for lg in quiet_loggers]
         for lg in quiet_loggers:
             lg.setLevel(logging.ERROR)
@@ -371,5 +378,6 @@ def _quiet() -> Iterator[None]:
         finally:
             for lg, level in zip(quiet_loggers, levels, strict=True):
                 lg.setLevel(level)
+            root.removeHandler(guard)
             if was_enabled and hf_logging is not None:
                 hf_logging.enable_progress_bar()

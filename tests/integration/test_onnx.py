@@ -234,3 +234,11 @@ def test_models_the_onnx_path_cannot_reproduce_are_refused(tmp_path: Path) -> No
         export_onnx(tmp_path / "missing")
     with pytest.raises(ConfigError, match="CPU only"):
         Encoder(backend="onnx", device="cuda")
+
+
+def test_int8_first_in_an_empty_cache_exports_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The int8 file needs the float32 one: asking for int8 first must export both (no lock held twice).
+    monkeypatch.setenv("SHORTLIST_CACHE", str(tmp_path))
+    path = export_onnx(quantized=True)
+    assert path.is_file() and onnx_model_path().is_file()
+    assert path.parent.parent.parent == tmp_path / "onnx"
