@@ -135,7 +135,8 @@ class OnnxBackend:
             out[idx] = self._run(ids, mask)
         # The graph normalises already; re-normalising costs nothing and guards the contract.
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        normalised: NDArray[np.float32] = (out / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        return normalised
 
     def _run(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
         feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
