@@ -1,12 +1,12 @@
-"""Text clean-up and token-aware splitting.
+r"""Text clean-up and token-aware splitting.
 
 ``clean_text`` makes text from the wild (PDF copies, web pages, CJK input methods) comparable: NFKC (full-width
 letters, digits and punctuation become their ASCII forms, U+3000 becomes a space), tabs and runs of spaces fold to
 one space, runs of blank lines to one blank line, control and zero-width characters go.
 
-``split_text`` cuts text into chunks of at most ``max_tokens`` model tokens (word pieces, not counting ``[CLS]`` and
-``[SEP]``), on sentence ends (``. ? !`` and ``。？！；``) and newlines where it can, and by token windows inside a single
-over-long sentence (Chinese without spaces included). No chunk is ever over the limit.
+``split_text`` cuts text into chunks of at most ``max_tokens`` model tokens (word pieces, not counting ``[CLS]``
+and ``[SEP]``), on sentence ends (``. ? !`` and ``。？！；``) and newlines where it can, and by token windows inside
+a single over-long sentence (Chinese without spaces included). No chunk is ever over the limit.
 
 Example:
     ```python
@@ -70,10 +70,10 @@ _SENTENCE_END = re.compile(
 
 
 def clean_text(text: str) -> str:
-    """Normalise text for embedding and keyword search.
+    r"""Normalise text for embedding and keyword search.
 
     Steps: Unicode NFKC; zero-width characters removed; control characters other than newline and tab removed;
-    ``\\r\\n`` and ``\\r`` become ``\\n``; runs of spaces and tabs (including U+3000, which NFKC makes a space)
+    ``\r\n`` and ``\r`` become ``\n``; runs of spaces and tabs (including U+3000, which NFKC makes a space)
     become one space; spaces around newlines go; three or more newlines become two; leading and trailing white
     space is stripped.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pydoc_data.topics
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,6 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pydoc_data.topics
 import pytest
 
 from shortlist import Encoder

@@ -29,7 +29,9 @@ def stsb(shared_data: Path) -> tuple[list[str], list[str], np.ndarray]:
     return _stsb_test(shared_data)
 
 
-def test_vectors_match_plain_sentence_transformers(encoder: Encoder, stsb: tuple[list[str], list[str], np.ndarray]) -> None:
+def test_vectors_match_plain_sentence_transformers(
+    encoder: Encoder, stsb: tuple[list[str], list[str], np.ndarray]
+) -> None:
     """Our vectors equal `SentenceTransformer(...).encode(..., normalize_embeddings=True)` on the same weights."""
     from sentence_transformers import SentenceTransformer
 
@@ -40,7 +42,10 @@ def test_vectors_match_plain_sentence_transformers(encoder: Encoder, stsb: tuple
     ref = reference.encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
     ours = encoder.embed_documents(sentences, batch_size=64)
     cos = np.sum(ref * ours, axis=1)
-    print(f"\nSTS-B test, {len(sentences)} sentences: cosine to sentence-transformers min {cos.min():.6f} mean {cos.mean():.6f}")
+    print(
+        f"\nSTS-B test, {len(sentences)} sentences: cosine to sentence-transformers "
+        f"min {cos.min():.6f} mean {cos.mean():.6f}"
+    )
     assert ours.dtype == np.float32
     assert cos.min() >= 0.9999
 
