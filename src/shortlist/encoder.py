@@ -274,15 +274,18 @@ class Encoder:
     @property
     def max_tokens(self) -> int:
         """The model's window in word pieces, ``[CLS]`` and ``[SEP]`` included (256 for all-MiniLM-L6-v2)."""
-        if self._st_model is not None:
+        if self._st_model is not None and self._st_model.max_seq_length is not None:
             return int(self._st_model.max_seq_length)
         if self.source.path is not None:
             value = _read_json(self.source.path / "sentence_bert_config.json").get("max_seq_length")
             if isinstance(value, int):
                 return value
         self._get_backend()
-        assert self._st_model is not None
-        return int(self._st_model.max_seq_length)
+        length = self._st_model.max_seq_length if self._st_model is not None else None
+        if length is None:
+            msg = f"{self.source.name!r} does not say how many tokens it reads (no max_seq_length)."
+            raise ConfigError(msg)
+        return int(length)
 
     @property
     def max_text_tokens(self) -> int:
@@ -444,7 +447,8 @@ class Encoder:
         pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         np.add.at(pooled, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        normalised: Matrix = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return normalised
 
     def __repr__(self) -> str:
         state = "loaded" if self.is_loaded else "not loaded"
@@ -460,7 +464,11 @@ def _check_batch_size(batch_size: int) -> int:
 
 def _st_dimension(model: SentenceTransformer) -> int:
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(getter())
+    dimension = getter()
+    if dimension is None:
+        msg = "The SentenceTransformer does not report its embedding dimension."
+        raise ConfigError(msg)
+    return int(dimension)
 
 
 def _load_sentence_transformer(source: ModelSource, device: str) -> SentenceTransformer:
@@ -492,9 +500,9 @@ def _quiet_transformers() -> Iterator[None]:
         yield
         return
     was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
         if was_enabled:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
