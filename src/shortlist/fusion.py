@@ -124,20 +124,40 @@ def convex(
         ``(id, fused score)``, best first.
     """
     del query
-    scores: dict[str, float] = {}
-    first: dict[str, tuple[int, int]] = {}
-    big = len(dense) + len(keyword) + 1
+    dense_parts: list[tuple[str, float]] = []
     if dense and weight > 0:
         hi, lo = float(dense[0][1]), float(dense[-1][1])
         span = hi - lo
-        for rank, (id_, s) in enumerate(dense, start=1):
-            scores[id_] = scores.get(id_, 0.0) + weight * ((float(s) - lo) / span if span > 0 else 1.0)
-            first[id_] = (rank, big)
+        dense_parts = [(id_, weight * ((float(s) - lo) / span if span > 0 else 1.0)) for id_, s in dense]
+    keyword_parts: list[tuple[str, float]] = []
     if keyword and weight < 1:
-        hi = float(keyword[0][1])
-        for rank, (id_, s) in enumerate(keyword, start=1):
-            scores[id_] = scores.get(id_, 0.0) + (1.0 - weight) * (float(s) / hi if hi > 0 else 1.0)
-            first[id_] = (first.get(id_, (big, big))[0], rank)
+        top = float(keyword[0][1])
+        keyword_parts = [(id_, (1.0 - weight) * (float(s) / top if top > 0 else 1.0)) for id_, s in keyword]
+    return combine(dense_parts, keyword_parts)
+
+
+def combine(dense: Sequence[tuple[str, float]], keyword: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Sum each id's contributions from the two ranked lists; best first, ties broken by dense rank, then keyword rank.
+
+    The one merging step of every fusion (:func:`convex` here, :func:`~shortlist.prefilter.rrf`): a fusion turns
+    each list into per-id contributions and this adds them up.
+
+    Args:
+        dense: ``(id, contribution)`` in the dense list's rank order; empty leaves the list out.
+        keyword: ``(id, contribution)`` in the keyword list's rank order; empty leaves the list out.
+
+    Returns:
+        ``(id, fused score)``, best first.
+    """
+    scores: dict[str, float] = {}
+    first: dict[str, tuple[int, int]] = {}
+    big = len(dense) + len(keyword) + 1  # ranks past every real one: "not in this list"
+    for rank, (id_, part) in enumerate(dense, start=1):
+        scores[id_] = scores.get(id_, 0.0) + part
+        first[id_] = (rank, big)
+    for rank, (id_, part) in enumerate(keyword, start=1):
+        scores[id_] = scores.get(id_, 0.0) + part
+        first[id_] = (first.get(id_, (big, big))[0], rank)
     return sorted(scores.items(), key=lambda item: (-item[1], first[item[0]]))
 
 

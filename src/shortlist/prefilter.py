@@ -37,6 +37,7 @@ import numpy as np
 
 from shortlist.config import DEFAULT_K
 from shortlist.errors import ConfigError, InputError
+from shortlist.fusion import SEED, AdaptiveFusion, Calibration, calibrate, combine
 from shortlist.store import KEY_CHUNK, KEY_SOURCE, ChunkRecord, ChunkStore, StoredChunk, restore_metadata
 from shortlist.text import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, clean_text, split_text
 from shortlist.types import Hit, SearchStats, Shortlist
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
     from shortlist.encoder import Encoder
-    from shortlist.fusion import Calibration
     from shortlist.keyword import KeywordIndex
 
 __all__ = [
@@ -106,18 +106,12 @@ def rrf(
         ``(id, fused score)``, best first.
     """
     del query
-    scores: dict[str, float] = {}
-    first: dict[str, tuple[int, int]] = {}
-    big = len(dense) + len(keyword) + 1
-    if weights[0] > 0:  # a list of weight 0 is left out entirely
-        for rank, (id_, _) in enumerate(dense, start=1):
-            scores[id_] = scores.get(id_, 0.0) + weights[0] / (k + rank)
-            first[id_] = (rank, big)
-    if weights[1] > 0:
-        for rank, (id_, _) in enumerate(keyword, start=1):
-            scores[id_] = scores.get(id_, 0.0) + weights[1] / (k + rank)
-            first[id_] = (first.get(id_, (big, big))[0], rank)
-    return sorted(scores.items(), key=lambda item: (-item[1], first[item[0]]))
+
+    def parts(ranked: Sequence[tuple[str, float]], weight: float) -> list[tuple[str, float]]:
+        # a list of weight 0 is left out entirely (from the scores and from the tie-break)
+        return [(id_, weight / (k + rank)) for rank, (id_, _) in enumerate(ranked, start=1)] if weight > 0 else []
+
+    return combine(parts(dense, weights[0]), parts(keyword, weights[1]))
 
 
 # ---------------------------------------------------------------------------------------------- reports
@@ -239,8 +233,6 @@ class Prefilter:
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         if fusion is None:
-            from shortlist.fusion import AdaptiveFusion
-
             fusion = AdaptiveFusion(self.calibration)
         self.fusion: Fusion = fusion
         self.store = (
@@ -528,8 +520,6 @@ class Prefilter:
         with self._cal_lock:
             if self._cal is not None and self._cal.fingerprint == index.fingerprint:
                 return self._cal
-            from shortlist.fusion import Calibration, calibrate
-
             folder = self._keyword_folder()
             cached = Calibration.load(folder) if folder is not None else None
             if cached is not None and cached.fingerprint == index.fingerprint:
@@ -552,8 +542,6 @@ class Prefilter:
 
     def _probe_pool(self, ids: Sequence[str], size: int = 2000) -> list[tuple[str, str, str]]:
         """``(id, source, text)`` of up to ``size`` chunks drawn with a fixed seed (the calibration's probe pool)."""
-        from shortlist.fusion import SEED
-
         order = sorted(ids)
         rng = np.random.default_rng(SEED)
         rng.shuffle(order)
