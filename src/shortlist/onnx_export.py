@@ -41,6 +41,7 @@ from typing import Any
 
 from shortlist.config import user_cache_dir
 from shortlist.errors import ConfigError, MissingDependencyError, ModelNotFoundError
+from shortlist.model import read_config
 
 __all__ = ["EXPORT_VERSION", "export_onnx", "onnx_cache_dir", "onnx_model_path"]
 
@@ -177,16 +178,8 @@ def _move_into_place(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _check_pooling(model_dir: Path) -> None:
-    pooling = _read_json(model_dir / "1_Pooling" / "config.json")
+    pooling = read_config(model_dir / "1_Pooling" / "config.json")
     if pooling and not pooling.get("pooling_mode_mean_tokens", False):
         msg = (
             f"{model_dir} does not use mean pooling ({pooling}); the ONNX backends implement mean pooling only. "
@@ -222,7 +215,7 @@ def _import_export_deps() -> tuple[Any, Any]:
 def _export_fp32(model_dir: Path, target: Path) -> None:
     _check_pooling(model_dir)
     torch, transformers = _import_export_deps()
-    config = _read_json(model_dir / "config.json")
+    config = read_config(model_dir / "config.json")
     with _quiet():
         # Eager attention exports the plain MatMul/Softmax pattern that ORT's optimiser fuses into `Attention`.
         bert = transformers.AutoModel.from_pretrained(
