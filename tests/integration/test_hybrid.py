@@ -33,20 +33,21 @@ def _recall(pf: Prefilter, asked: list[tuple[str, str]], mode: str, k: int = 5) 
     return found / len(asked)
 
 
-@pytest.fixture(scope="module")
-def zh(shared_data: Path, encoder: Encoder) -> tuple[Prefilter, list[tuple[str, str]]]:
-    docs, asked = _xquad(shared_data, "zh")
-    pf = Prefilter.in_memory("hybrid-zh", encoder=encoder, chunk_tokens=126)
+def _indexed(shared_data: Path, encoder: Encoder, lang: str) -> tuple[Prefilter, list[tuple[str, str]]]:
+    docs, asked = _xquad(shared_data, lang)
+    pf = Prefilter.in_memory(f"hybrid-{lang}", encoder=encoder, chunk_tokens=126)
     pf.add_documents(docs)
     return pf, asked
+
+
+@pytest.fixture(scope="module")
+def zh(shared_data: Path, encoder: Encoder) -> tuple[Prefilter, list[tuple[str, str]]]:
+    return _indexed(shared_data, encoder, "zh")
 
 
 @pytest.fixture(scope="module")
 def en(shared_data: Path, encoder: Encoder) -> tuple[Prefilter, list[tuple[str, str]]]:
-    docs, asked = _xquad(shared_data, "en")
-    pf = Prefilter.in_memory("hybrid-en", encoder=encoder, chunk_tokens=126)
-    pf.add_documents(docs)
-    return pf, asked
+    return _indexed(shared_data, encoder, "en")
 
 
 def test_chinese_corpus_calibrates_towards_keyword(zh: tuple[Prefilter, list[tuple[str, str]]]) -> None:
