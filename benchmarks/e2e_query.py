@@ -6,7 +6,10 @@
 Both sides search the same vectors in the same kind of Chroma collection (in-memory, cosine HNSW with Chroma's
 defaults), built as benchmarks/prefilter.py builds its collections: real MiniLM vectors of SciFact chunks (cached in
 benchmarks/results/ by that script, made here if missing) plus synthetic neighbours up to ``--size``. Timed per query,
-interleaved (same question, one side then the other):
+interleaved in blocks: each contestant in turn asks the next ``--block`` questions (default 20), so a busy machine
+slows all alike. Not query by query: after a call, torch's OpenMP threads and ONNX Runtime's pool each keep spinning
+for a few milliseconds, and with one contestant right after another on 2 cores, each would be timed against the
+other's spin-down (measured: onnx-int8 2.3 -> 2.9 ms p50 and 8.7 ms p99, torch 14 -> 22 ms) instead of on its own.
 
 - shortlist: ``Prefilter.search(question, k=50)`` with ``Encoder(backend=...)`` (query cache off);
 - LangChain: ``Chroma(embedding_function=HuggingFaceEmbeddings(model_name=<same local weights>))
@@ -44,6 +47,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--backends", default="onnx-int8,onnx")
+    ap.add_argument("--block", type=int, default=20, help="queries per contestant per turn (see above)")
     args = ap.parse_args()
     import chromadb
     from chromadb.config import Settings
@@ -96,18 +100,23 @@ def main() -> int:
     retriever.invoke("warm up")
     times: dict[str, list[float]] = {b: [] for b in encoders} | {"langchain": []}
     overlap: list[float] = []
-    for q in questions:
-        t = time.perf_counter()
-        docs = retriever.invoke(q)
-        times["langchain"].append((time.perf_counter() - t) * 1000)
-        for b in encoders:
+    first = next(iter(encoders))
+    for start in range(0, len(questions), args.block):
+        block = questions[start : start + args.block]
+        theirs: list[set[tuple[str, int]]] = []
+        for q in block:
             t = time.perf_counter()
-            result = prefilters[b].search(q, k=args.k)
-            times[b].append((time.perf_counter() - t) * 1000)
-            if b == next(iter(encoders)):
-                mine = {(h.metadata["source"], h.metadata["chunk"]) for h in result.hits}
-                theirs = {(d.metadata["source"], d.metadata["chunk"]) for d in docs}
-                overlap.append(len(mine & theirs) / args.k)
+            docs = retriever.invoke(q)
+            times["langchain"].append((time.perf_counter() - t) * 1000)
+            theirs.append({(d.metadata["source"], d.metadata["chunk"]) for d in docs})
+        for b in encoders:
+            for i, q in enumerate(block):
+                t = time.perf_counter()
+                result = prefilters[b].search(q, k=args.k)
+                times[b].append((time.perf_counter() - t) * 1000)
+                if b == first:
+                    mine = {(h.metadata["source"], h.metadata["chunk"]) for h in result.hits}
+                    overlap.append(len(mine & theirs[i]) / args.k)
     lc50 = float(np.percentile(times["langchain"], 50))
     print(f"\nEnd-to-end query, top-{args.k} over {args.size:,} chunks, {len(questions)} queries (ms)")
     print("| pipeline | p50 | p99 | LangChain p50 / this p50 |")

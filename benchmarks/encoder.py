@@ -15,7 +15,10 @@ slows them alike; the median round is reported, and every figure also as a ratio
 
 - short text: sentences/s embedding the 300 SciFact test questions (batch 32);
 - passages: passages/s embedding 64 SciFact abstracts of 150-254 word pieces (batch 32);
-- query p50/p99: one ``embed_query`` (shortlist's query cache off) per question, contestants interleaved per query;
+- query p50/p99: one ``embed_query`` (shortlist's query cache off) per question, contestants interleaved in blocks
+  of ``--block`` questions (20). Not query by query: after a call, torch's OpenMP threads and ONNX Runtime's pool
+  keep spinning for a few milliseconds, so on 2 cores each contestant would be timed against the previous one's
+  spin-down (measured: onnx-int8 2.3 -> 2.9 ms p50 and 8.7 ms p99; st-torch 14 -> 22 ms);
 - fidelity: min / mean cosine of every vector above to st-torch's.
 
 Cold start and memory are measured in fresh subprocesses (``--cold-runs`` each, interleaved): seconds from
@@ -179,6 +182,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--latency-queries", type=int, default=200)
+    ap.add_argument("--block", type=int, default=20, help="latency: questions per contestant per turn")
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-concurrency", action="store_true")
@@ -214,11 +218,13 @@ def main() -> int:
             passage_rate[n].append(len(passages) / (time.perf_counter() - t))
             vectors[n] = np.vstack([short, long])
     latency: dict[str, list[float]] = {n: [] for n in names}
-    for q in questions[: args.latency_queries]:
+    asked = questions[: args.latency_queries]
+    for start in range(0, len(asked), args.block):
         for n in names:
-            t = time.perf_counter()
-            fns[n][1](q)
-            latency[n].append((time.perf_counter() - t) * 1000)
+            for q in asked[start : start + args.block]:
+                t = time.perf_counter()
+                fns[n][1](q)
+                latency[n].append((time.perf_counter() - t) * 1000)
     cold = {} if args.skip_cold else cold_start(names, path, passages, args.cold_runs)
 
     ref = vectors["st-torch"]
