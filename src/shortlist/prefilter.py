@@ -31,14 +31,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from shortlist.config import DEFAULT_K
+from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
 from shortlist.errors import ConfigError, InputError
 from shortlist.fusion import SEED, AdaptiveFusion, Calibration, calibrate, combine
-from shortlist.store import KEY_CHUNK, KEY_SOURCE, ChunkRecord, ChunkStore, StoredChunk, restore_metadata
+from shortlist.store import KEY_CHUNK, KEY_SOURCE, KEY_TITLE, ChunkRecord, ChunkStore, StoredChunk, restore_metadata
 from shortlist.text import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, clean_text, split_text
 from shortlist.types import Hit, SearchStats, Shortlist
 
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from shortlist.keyword import KeywordIndex
 
 __all__ = [
+    "DEFAULT_MODE",
     "Candidate",
     "Fusion",
     "IngestReport",
@@ -59,7 +60,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SearchMode = Literal["dense", "keyword", "hybrid"]
 _MODES = ("dense", "keyword", "hybrid")
 DEFAULT_INGEST_BATCH = 256
 RRF_K = 60
@@ -183,6 +183,12 @@ class Prefilter:
         fusion: How hybrid search merges its dense and keyword lists. Default: an
             :class:`~shortlist.fusion.AdaptiveFusion` over this collection's :meth:`calibration` (dense weight
             calibrated from the collection's own chunks, by query script); :func:`rrf` is the fixed-weight classic.
+        title_key: Metadata key of a document's title (default ``"title"``; ``None``: off). A document that has one
+            gets it at the head of **every** chunk (title, line break, chunk text), not only the first, so a chunk
+            cut from the middle still says what it is about: to the dense side, to BM25 and to the LLM that reads
+            it (LlamaIndex likewise embeds a node's metadata with its text). The title counts against
+            ``chunk_tokens``; a title longer than a third of ``chunk_tokens`` is left at the start of the document
+            only. On SciFact this lifts hybrid nDCG@10 by about 0.015 (``benchmarks/hybrid.py``).
 
     Raises:
         ConfigError: on bad chunk sizes or conflicting locations.
@@ -212,6 +218,7 @@ class Prefilter:
         chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
         fusion: Fusion | None = None,
         store: ChunkStore | None = None,
+        title_key: str | None = KEY_TITLE,
     ) -> None:
         if encoder is None:
             from shortlist.encoder import Encoder
@@ -230,8 +237,12 @@ class Prefilter:
         if not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_tokens:
             msg = f"chunk_overlap must be an int in [0, chunk_tokens), got {chunk_overlap!r}."
             raise ConfigError(msg)
+        if title_key is not None and (not isinstance(title_key, str) or not title_key):
+            msg = f"title_key must be a metadata key (a non-empty str) or None, got {title_key!r}."
+            raise ConfigError(msg)
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
+        self.title_key = title_key
         if fusion is None:
             fusion = AdaptiveFusion(self.calibration)
         self.fusion: Fusion = fusion
@@ -344,12 +355,28 @@ class Prefilter:
 
     def _chunk(self, doc: _Doc) -> list[ChunkRecord]:
         tok = self.encoder.tokenizer
-        pieces = split_text(doc.text, self.chunk_tokens, self.chunk_overlap, tokenizer=tok)
+        title, body, budget = self._title(doc), doc.text, self.chunk_tokens
+        if title:
+            if body.startswith(title):
+                body = body[len(title) :].lstrip()
+            budget -= len(tok.encode(title, add_special_tokens=False).ids)
+        pieces = split_text(body, budget, min(self.chunk_overlap, budget // 2), tokenizer=tok)
+        if title:
+            pieces = [f"{title}\n{p}" for p in pieces] or [title]
         counts = [len(e.ids) for e in tok.encode_batch(pieces, add_special_tokens=False)] if pieces else []
         return [
             ChunkRecord(source=doc.source, chunk=i, text=p, tokens=n, metadata=doc.metadata)
             for i, (p, n) in enumerate(zip(pieces, counts, strict=True))
         ]
+
+    def _title(self, doc: _Doc) -> str:
+        """The title to head each chunk of ``doc`` with, or "" (none, or too long to repeat)."""
+        value = doc.metadata.get(self.title_key) if self.title_key else None
+        if not isinstance(value, str):
+            return ""
+        title = " ".join(clean_text(value).split())
+        tokens = len(self.encoder.tokenizer.encode(title, add_special_tokens=False).ids) if title else 0
+        return title if 0 < tokens <= self.chunk_tokens // 3 else ""
 
     def add_documents(
         self,
@@ -572,7 +599,7 @@ class Prefilter:
         min_score: float | None = None,
         where: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
-        mode: SearchMode = "dense",
+        mode: SearchMode | None = None,
         mmr: bool = False,
         mmr_lambda: float = 0.5,
         fetch_k: int | None = None,
@@ -589,7 +616,8 @@ class Prefilter:
             where: Chroma metadata filter, e.g. ``{"lang": "en"}`` or ``{"$and": [{"year": {"$gte": 2020}}, ...]}``.
                 ``source`` (document id) and ``chunk`` can be filtered too. A field no chunk has is an error.
             where_document: Chroma document filter, e.g. ``{"$contains": "python"}``.
-            mode: ``"dense"`` (vectors), ``"keyword"`` (BM25) or ``"hybrid"`` (both, fused by :attr:`fusion`).
+            mode: ``"hybrid"`` (both, fused by :attr:`fusion`), ``"dense"`` (vectors only) or ``"keyword"``
+                (BM25 only). Default (``None``): ``"hybrid"`` for a question, ``"dense"`` for a query vector.
             mmr: Re-rank for diversity by maximal marginal relevance over the stored vectors.
             mmr_lambda: MMR trade-off: 1.0 is pure relevance, 0.0 pure diversity (default 0.5).
             fetch_k: Candidates to draw from each index before threshold, diversity and budget (default ``k``
@@ -609,6 +637,8 @@ class Prefilter:
         """
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
+        if mode is None:
+            mode = DEFAULT_MODE if isinstance(query, str) else "dense"
         self._check_options(k, mode, mmr_lambda, fetch_k, max_per_source, budget, min_score)
         text, qvec = self._query_vector(query, mode, timings)
         if where is not None:

@@ -86,6 +86,8 @@ logger = logging.getLogger(__name__)
 RESERVED_KEYS = ("source", "chunk")
 KEY_SOURCE = "source"
 KEY_CHUNK = "chunk"
+#: Metadata key of a document's title (repeated at the head of each chunk by the pre-filter).
+KEY_TITLE = "title"
 KEY_TOKENS = "_sl_tokens"
 KEY_JSON = "_sl_json"
 #: Keys shortlist keeps for itself in Chroma and never returns.

@@ -86,6 +86,42 @@ def test_changed_document_replaces_its_chunks(encoder: Encoder) -> None:
     assert p.corpus_tokens() == sum(c.tokens for b in p.store.iter_chunks(include_text=False) for c in b)
 
 
+def test_title_heads_every_chunk_within_the_budget(encoder: Encoder) -> None:
+    title = "The try statement"
+    body = topics["try"]
+    assert "try statement" not in body[600:]  # the later chunks do not name their topic by themselves
+    on = Prefilter.in_memory("titled", encoder=encoder, chunk_tokens=64, chunk_overlap=8)
+    off = Prefilter.in_memory("untitled", encoder=encoder, chunk_tokens=64, chunk_overlap=8, title_key=None)
+    for p in (on, off):
+        p.add_documents([{"id": "try", "text": f"{title}\n{body}", "metadata": {"title": title}}])
+    chunks = [c for b in on.store.iter_chunks() for c in b]
+    assert len(chunks) > 3
+    for c in chunks:
+        assert c.text.startswith(title + "\n")
+        assert not c.text[len(title) + 1 :].startswith(title)  # not twice at the head of the first chunk
+        assert c.tokens == encoder.count_tokens(c.text) <= 64
+    plain = [c.text for b in off.store.iter_chunks() for c in b]
+    assert sum(t.startswith(title) for t in plain) == 1
+    # BM25 now finds every chunk of the document by its title's words; without the header only the first.
+    assert len(on.search("try statement", k=50, mode="keyword")) == len(chunks)
+    assert len(off.search("try statement", k=50, mode="keyword")) < len(plain)
+
+
+def test_title_too_long_or_not_a_string_is_not_repeated(encoder: Encoder) -> None:
+    p = Prefilter.in_memory("long-title", encoder=encoder, chunk_tokens=32, chunk_overlap=4)
+    long_title = "A title that goes on and on about many things for far too many words to repeat"
+    p.add_documents(
+        [
+            {"id": "a", "text": topics["pass"], "metadata": {"title": long_title}},
+            {"id": "b", "text": topics["del"], "metadata": {"title": 42}},
+        ]
+    )
+    texts = [c.text for b in p.store.iter_chunks() for c in b]
+    assert not any(t.startswith(long_title) or t.startswith("42") for t in texts)
+    with pytest.raises(ConfigError, match="title_key"):
+        Prefilter.in_memory("bad-title-key", encoder=encoder, title_key="")
+
+
 def test_duplicate_document_ids_in_one_call_keep_the_last(encoder: Encoder) -> None:
     p = Prefilter.in_memory("dupes", encoder=encoder)
     report = p.add_documents([{"id": "x", "text": "First version."}, {"id": "x", "text": "Second version."}, "Same."])
