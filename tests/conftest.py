@@ -48,8 +48,16 @@ def _session_cache(factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def encoder() -> Iterator[Encoder]:
-    """The process's shared torch encoder over the packaged weights, loaded once for the session."""
+    """The process's shared default encoder (``onnx`` on the CPU) over the packaged weights, loaded once."""
     enc = Encoder.shared()
+    enc.load()
+    yield enc
+
+
+@pytest.fixture(scope="session")
+def torch_encoder() -> Iterator[Encoder]:
+    """The shared sentence-transformers (torch) encoder: the reference backend."""
+    enc = Encoder.shared(backend="torch")
     enc.load()
     yield enc
 

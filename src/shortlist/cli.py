@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from shortlist import __version__
-from shortlist.config import DEFAULT_K, ENV_BACKEND, ENV_CHROMA_PATH, ENV_DEVICE, ENV_MODEL, resolve_chroma_path
+from shortlist.config import (
+    DEFAULT_K,
+    DEFAULT_MODE,
+    ENV_BACKEND,
+    ENV_CHROMA_PATH,
+    ENV_DEVICE,
+    ENV_MODEL,
+    resolve_chroma_path,
+)
 from shortlist.errors import ShortlistError
 
 if TYPE_CHECKING:
@@ -101,7 +109,7 @@ def encoder_options(func: F) -> F:
         envvar=ENV_BACKEND,
         show_envvar=True,
         type=click.Choice(BACKENDS),
-        help="Inference backend (default: torch).",
+        help="Inference backend (default: onnx on the CPU for a mean-pooled local model, else torch).",
     )
     @click.option("--device", envvar=ENV_DEVICE, show_envvar=True, help="Torch device (default: cpu).")
     @functools.wraps(func)
@@ -308,6 +316,8 @@ def index(
     show = sys.stderr.isatty() if progress is None else progress
     with ingest_progress(len(docs), enabled=show) as callback:
         report = prefilter.add_documents(docs, batch_size=batch_size, progress=callback)
+    # The keyword index and the hybrid calibration, now rather than on the first query (hybrid is the default mode).
+    prefilter.calibration()
     seconds = time.perf_counter() - started
     summary = _report_dict(report)
     summary.update(collection=collection, db=str(db), seconds=round(seconds, 2), total_chunks=prefilter.count())
@@ -446,8 +456,8 @@ def stats_line(result: Shortlist) -> str:
 @encoder_options
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=DEFAULT_K, show_default=True, help="Hits to keep.")
 @click.option("--min-score", type=click.FloatRange(-1.0, 1.0), help="Drop hits under this cosine similarity.")
-@click.option("--hybrid", is_flag=True, help="Fuse dense and keyword (BM25) rankings (same as --mode hybrid).")
-@click.option("--mode", type=click.Choice(MODES), help="Retrieval mode (default: dense).")
+@click.option("--hybrid", is_flag=True, help="Same as --mode hybrid (the default).")
+@click.option("--mode", type=click.Choice(MODES), help="Retrieval mode (default: hybrid).")
 @click.option("--where", "where_json", metavar="JSON", help='Metadata filter, e.g. \'{"kind": "topic"}\'.')
 @click.option("--where-document", "where_doc_json", metavar="JSON", help='Text filter, e.g. \'{"$contains": "json"}\'.')
 @click.option("--budget", type=click.IntRange(1), metavar="TOKENS", help="Keep the best hits within this many tokens.")
@@ -492,7 +502,7 @@ def query(
         min_score=min_score,
         where=where,
         where_document=where_document,
-        mode=cast("SearchMode", "hybrid" if hybrid else (mode or "dense")),
+        mode=cast("SearchMode", "hybrid" if hybrid else (mode or DEFAULT_MODE)),
         mmr=mmr,
         max_per_source=max_per_source,
         budget=budget,
@@ -527,7 +537,7 @@ def _parse_ks(value: str, option: str) -> tuple[int, ...]:
     help="Folder of the embedded Chroma database that keeps the dataset's index (reused by later runs).",
 )
 @click.option("--collection", "-c", help="Collection for the dataset's index (default: eval-<dataset>-<chunk tokens>).")
-@click.option("--hybrid", is_flag=True, help="Evaluate keyword (BM25) and hybrid retrieval too.")
+@click.option("--hybrid", is_flag=True, help="Compare all three modes: dense, keyword (BM25) and hybrid.")
 @click.option("-k", "ks", default="1,10,100", show_default=True, metavar="K[,K...]", help="Recall/MRR cut-offs.")
 @click.option(
     "--shortlist-k",
@@ -586,9 +596,10 @@ def eval_(
     with ingest_progress(len(dataset.corpus), enabled=show) as callback:
         ingest = ev.index_dataset(prefilter, dataset, progress=callback)
     ingest_s = time.perf_counter() - started
-    modes: tuple[SearchMode, ...] = ("dense", "keyword", "hybrid") if hybrid else ("dense",)
-    if hybrid:
-        prefilter.keyword_index()  # build it before the timings
+    modes: tuple[SearchMode, ...] = ("dense", "keyword", "hybrid") if hybrid else (DEFAULT_MODE,)
+    if "dense" not in modes or len(modes) > 1:
+        prefilter.keyword_index()  # build it (and the calibration) before the timings
+        prefilter.calibration()
     reports = [ev.evaluate(ev.prefilter_retriever(prefilter, mode=m), dataset, ks=cutoffs, name=m) for m in modes]
     shortlists = [ev.prefilter_report(prefilter, dataset, ks=sizes, mode=m, name=m) for m in modes if m != "keyword"]
     header = {

@@ -153,7 +153,9 @@ class Encoder:
         else:
             self.source = resolve_model(model)
             self.device = resolve_device(device)
-            self.backend_name = resolve_backend(backend)
+            self.backend_name = resolve_backend(
+                backend, device=self.device, model_dir=self.source.path, local=self.source.is_local
+            )
         if self.backend_name != "torch" and not self.device.startswith("cpu"):
             msg = f"Backend {self.backend_name!r} runs on the CPU only; got device={self.device!r}."
             raise ConfigError(msg)
@@ -193,7 +195,8 @@ class Encoder:
         process holds one copy of the weights.
         """
         source = resolve_model(model)
-        key = (source.location, resolve_device(device), resolve_backend(backend))
+        dev = resolve_device(device)
+        key = (source.location, dev, resolve_backend(backend, device=dev, model_dir=source.path, local=source.is_local))
         with _registry_lock:
             enc = _shared.get(key)
             if enc is None:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shortlist.config import DEFAULT_MODE
 from shortlist.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ def index_dataset(
 def prefilter_retriever(
     prefilter: Prefilter,
     *,
-    mode: SearchMode = "dense",
+    mode: SearchMode = DEFAULT_MODE,
     chunks_per_doc: int = 4,
     **search_options: Any,
 ) -> Retriever:
@@ -346,7 +347,7 @@ def prefilter_retriever(
 
     Args:
         prefilter: An indexed pre-filter (see :func:`index_dataset`).
-        mode: ``"dense"``, ``"keyword"`` or ``"hybrid"``.
+        mode: ``"hybrid"`` (default), ``"dense"`` or ``"keyword"``.
         chunks_per_doc: Chunks drawn per document asked for (``depth * chunks_per_doc`` chunks are searched).
         **search_options: Passed to :meth:`Prefilter.search` (``where``, ``mmr``, ...).
     """
@@ -399,7 +400,7 @@ def prefilter_report(
     dataset: Dataset,
     *,
     ks: Sequence[int] = (1, 3, 5, 10, 20, 50),
-    mode: SearchMode = "dense",
+    mode: SearchMode = DEFAULT_MODE,
     name: str | None = None,
     **search_options: Any,
 ) -> PrefilterReport:
@@ -469,7 +470,7 @@ def threshold_report(
     thresholds: Sequence[float],
     *,
     k: int = 20,
-    mode: SearchMode = "dense",
+    mode: SearchMode = DEFAULT_MODE,
 ) -> list[ThresholdRow]:
     """Measure what each ``min_score`` does to unanswerable and answerable questions.
 

@@ -28,7 +28,7 @@ import logging
 from typing import Any
 
 from shortlist._adapters import SEARCH_OPTIONS, merge_options, result_metadata
-from shortlist.config import DEFAULT_K, Backend
+from shortlist.config import DEFAULT_K, DEFAULT_MODE, Backend
 from shortlist.encoder import Encoder
 from shortlist.errors import ConfigError, MissingDependencyError
 from shortlist.prefilter import Prefilter, SearchMode
@@ -183,7 +183,7 @@ class ShortlistRetriever(BaseRetriever):
         min_score: Drop hits whose cosine similarity is below this.
         where: Chroma metadata filter, e.g. ``{"lang": "en"}``.
         where_document: Chroma document filter, e.g. ``{"$contains": "python"}``.
-        mode: ``"dense"`` (default), ``"keyword"`` or ``"hybrid"``.
+        mode: ``"hybrid"`` (default: adaptive fusion of both), ``"dense"`` or ``"keyword"``.
         mmr: Re-rank for diversity (maximal marginal relevance).
         mmr_lambda: MMR trade-off, 1.0 pure relevance (default 0.5).
         fetch_k: Candidates drawn before threshold, diversity and budget.
@@ -221,7 +221,7 @@ class ShortlistRetriever(BaseRetriever):
         min_score: float | None = None,
         where: dict[str, Any] | None = None,
         where_document: dict[str, Any] | None = None,
-        mode: SearchMode = "dense",
+        mode: SearchMode = DEFAULT_MODE,
         mmr: bool = False,
         mmr_lambda: float = 0.5,
         fetch_k: int | None = None,

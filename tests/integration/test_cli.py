@@ -218,7 +218,7 @@ def test_info_lists_collections(indexed: Result, db: Path, encoder: Encoder) -> 
     data = json.loads(result.output)
     assert data["model"] == encoder.model_name
     assert data["weights"] == encoder.source.location and data["weights_from"] == "package"
-    assert data["backend"] == "torch" and data["device"] == "cpu" and data["dimension"] == 384
+    assert data["backend"] == "onnx" and data["device"] == "cpu" and data["dimension"] == 384
     assert data["collections"]["notes"] == json.loads(indexed.output)["total_chunks"]
     text = run("info", "--db", str(db))
     assert "notes" in text.output and "chunks" in text.output and "weights" in text.output

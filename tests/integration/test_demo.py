@@ -20,8 +20,8 @@ SMALL = ["assert", "augassign", "break", "continue", "pass", "del", "return", "g
 DOCS = demo_corpus(topics=SMALL, include_docstrings=False)  # about 25 chunks
 LIMIT = len(DOCS)
 ASK = [
-    DemoQuestion("What does the assert statement do?", expected=("topic:assert",)),
-    DemoQuestion("How does x += 1 work?", mode="hybrid", expected=("topic:augassign",)),
+    DemoQuestion("What does the assert statement do?", mode="dense", expected=("topic:assert",)),
+    DemoQuestion("How does x += 1 work?", expected=("topic:augassign",)),  # the default mode, hybrid
 ]
 
 
@@ -43,7 +43,7 @@ def test_first_run_builds_and_prints_shortlists(first_run: str, db: Path) -> Non
     assert "Built index 'python-docs'" in first_run
     assert "Q1. What does the assert statement do?   [dense]" in first_run
     assert "Q2. How does x += 1 work?   [hybrid]" in first_run
-    assert "Keyword index (BM25" in first_run
+    assert "Keyword index (BM25" in first_run and "hybrid calibration" in first_run
     assert "a right document (topic:assert) at rank 1" in first_run
     assert first_run.count("searched ") == 2 and "tokens saved" in first_run
     marker = json.loads((db / ".shortlist-demo-python-docs.json").read_text())

@@ -68,8 +68,9 @@ def test_cleaning_makes_full_width_text_equal_to_ascii(encoder: Encoder) -> None
 def test_shared_returns_one_instance_per_key() -> None:
     a = Encoder.shared()
     assert Encoder.shared() is a
-    assert Encoder.shared("sentence-transformers/all-MiniLM-L6-v2", "cpu", "torch") is a
-    assert Encoder.shared(backend="onnx") is not a
+    assert a.backend_name == "onnx"  # the default on the CPU
+    assert Encoder.shared("sentence-transformers/all-MiniLM-L6-v2", "cpu", "onnx") is a
+    assert Encoder.shared(backend="torch") is not a
 
 
 def test_one_load_per_model_device_backend_in_a_fresh_process() -> None:
@@ -89,16 +90,16 @@ def test_one_load_per_model_device_backend_in_a_fresh_process() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loads = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(loads) == 1, loads
-    assert loads[0][1:] == ["cpu", "torch"]
+    assert loads[0][1:] == ["cpu", "onnx"]
 
 
-def test_a_loaded_sentence_transformer_can_be_passed_in(encoder: Encoder) -> None:
-    assert encoder._st_model is not None
-    wrapped = Encoder(encoder._st_model)
-    assert wrapped.is_loaded
-    np.testing.assert_allclose(wrapped.embed_documents(SENTENCES), encoder.embed_documents(SENTENCES), atol=1e-6)
+def test_a_loaded_sentence_transformer_can_be_passed_in(torch_encoder: Encoder, encoder: Encoder) -> None:
+    assert torch_encoder._st_model is not None
+    wrapped = Encoder(torch_encoder._st_model)
+    assert wrapped.is_loaded and wrapped.backend_name == "torch"
+    np.testing.assert_allclose(wrapped.embed_documents(SENTENCES), encoder.embed_documents(SENTENCES), atol=1e-5)
     with pytest.raises(ConfigError, match="torch"):
-        Encoder(encoder._st_model, backend="onnx")
+        Encoder(torch_encoder._st_model, backend="onnx")
 
 
 LONG = pydoc_data.topics.topics["try"] + pydoc_data.topics.topics["exceptions"]
@@ -122,7 +123,7 @@ def test_long_text_split_is_the_weighted_mean_of_windows(encoder: Encoder) -> No
 
 
 def test_long_text_truncate_warns_once(encoder: Encoder) -> None:
-    enc = Encoder(encoder._st_model, long_text="truncate")
+    enc = Encoder(long_text="truncate")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = enc.embed_documents([LONG, LONG])
@@ -176,7 +177,7 @@ def test_threads_get_the_single_threaded_results(encoder: Encoder) -> None:
     texts = [f"{s} (variant {i})" for i in range(12) for s in SENTENCES]
     expected = encoder.embed_documents(texts)
     expected_queries = np.stack([encoder.embed_documents([t])[0] for t in texts[:16]])
-    fresh = Encoder(encoder._st_model, query_cache_size=0)
+    fresh = Encoder(query_cache_size=0)  # the default backend, like the fixture
 
     def work(i: int) -> tuple[np.ndarray, np.ndarray]:
         return fresh.embed_documents(texts[i::8], batch_size=5), fresh.embed_query(texts[i])

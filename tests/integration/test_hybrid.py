@@ -104,3 +104,38 @@ def test_calibration_is_saved_reloaded_and_redone_when_the_collection_changes(
     assert redone.fingerprint != first.fingerprint
     assert redone.fingerprint == again.keyword_index().fingerprint
     assert Calibration.load(tmp_path / "shortlist-keyword" / "persisted") == redone
+
+
+def test_hybrid_is_the_default_everywhere(
+    zh: tuple[Prefilter, list[tuple[str, str]]], shared_data: Path, tmp_path: Path
+) -> None:
+    """Prefilter.search, both retrievers and ``shortlist query`` search in hybrid mode unless told otherwise."""
+    from click.testing import CliRunner
+    from langchain_core.documents import Document
+
+    from shortlist.cli import cli
+    from shortlist.langchain import ShortlistRetriever as LangChainRetriever
+    from shortlist.llama_index import ShortlistRetriever as LlamaIndexRetriever
+
+    pf, asked = zh
+    # Questions whose dense and hybrid shortlists differ, so that "the same as hybrid" means something.
+    differ = [q for q, _ in asked if [h.id for h in pf.search(q, k=3, mode="dense").hits] !=
+              [h.id for h in pf.search(q, k=3, mode="hybrid").hits]][:3]  # fmt: skip
+    assert differ
+    for question in differ:
+        hybrid = [h.id for h in pf.search(question, k=3, mode="hybrid").hits]
+        assert [h.id for h in pf.search(question, k=3).hits] == hybrid
+        lc: list[Document] = LangChainRetriever(prefilter=pf, k=3).invoke(question)
+        assert [d.id for d in lc] == hybrid
+        li = LlamaIndexRetriever(pf, similarity_top_k=3).retrieve(question)
+        assert [n.node.node_id for n in li] == hybrid
+    # The CLI, on an embedded folder holding the same documents (same chunks, same ids).
+    db = tmp_path / "db"
+    docs, _ = _xquad(shared_data, "zh")
+    Prefilter("zh-cli", path=db, encoder=pf.encoder, chunk_tokens=126).add_documents(docs)
+    for question in differ:
+        out = CliRunner().invoke(cli, ["query", question, "-c", "zh-cli", "--db", str(db), "-k", "3", "--json"])
+        assert out.exit_code == 0, out.output
+        assert [h["id"] for h in json.loads(out.output)["hits"]] == [
+            h.id for h in pf.search(question, k=3, mode="hybrid").hits
+        ]

@@ -66,9 +66,16 @@ def test_device_backend_and_paths_resolution(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("SHORTLIST_DEVICE", "cuda:1")
     assert resolve_device(None) == "cuda:1"
     assert resolve_device("cpu") == "cpu"
+    assert resolve_backend(None) == "onnx"  # the default on the CPU
+    assert resolve_backend(None, device="cuda") == "torch"  # ONNX Runtime here runs on the CPU only
+    assert resolve_backend(None, local=False) == "torch"  # a hub id: nothing local to export
+    cls_model = tmp_path / "cls-model"
+    (cls_model / "1_Pooling").mkdir(parents=True)
+    (cls_model / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    assert resolve_backend(None, model_dir=cls_model) == "torch"  # the ONNX graph does mean pooling only
+    assert resolve_backend("onnx", model_dir=cls_model) == "onnx"  # asked for: the export says why it can't
+    monkeypatch.setenv("SHORTLIST_BACKEND", "torch")
     assert resolve_backend(None) == "torch"
-    monkeypatch.setenv("SHORTLIST_BACKEND", "onnx")
-    assert resolve_backend(None) == "onnx"
     with pytest.raises(ConfigError, match="Unknown backend 'tensorflow'"):
         resolve_backend("tensorflow")
     monkeypatch.setenv("SHORTLIST_CHROMA_PATH", str(tmp_path / "db"))

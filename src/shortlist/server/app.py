@@ -380,6 +380,15 @@ class _Service:
             return found
 
 
+def _warm(service: _Service) -> None:
+    """Build the default collection's keyword index and hybrid calibration before the first search needs them."""
+    try:
+        prefilter = service.prefilter(None)
+    except ApiError:  # no such collection (yet): nothing to warm
+        return
+    prefilter.calibration()
+
+
 def _as_list(value: str | list[Any]) -> tuple[list[Any], bool]:
     if isinstance(value, str):
         return [value], True
@@ -460,6 +469,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(encoder.load)
         logger.info("shortlist serve: %s loaded (%s)", encoder.model_name, encoder.backend_name)
+        await run_in_threadpool(_warm, service)
         yield
         await batcher.aclose()
 

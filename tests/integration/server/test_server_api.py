@@ -208,7 +208,7 @@ def test_search(http: httpx.Client, encoder: Encoder) -> None:
 def test_health_and_openapi(http: httpx.Client) -> None:
     h = http.get("/health").json()
     assert h["status"] == "ok" and h["model_loaded"] is True and h["dimension"] == 384
-    assert h["backend"] == "torch" and h["collections"] == {COLLECTION: len(DOCS)}
+    assert h["backend"] == "onnx" and h["collections"] == {COLLECTION: len(DOCS)}
     assert h["limits"]["max_inputs"] == LIMITS.max_inputs
     doc = http.get("/openapi.json").json()
     for route in ("/api/embed", "/api/embeddings", "/v1/embeddings", "/api/similarity", "/api/search", "/health"):
