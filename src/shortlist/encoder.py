@@ -173,6 +173,7 @@ class Encoder:
         self._backend: EncoderBackend | None = None
         self._tokenizer: Tokenizer | None = None
         self._warned_truncation = False
+        self._config_max_tokens: int | None = None
         if self._st_model is not None:
             self._backend = _TorchBackend(self._st_model)
         if batch_queries is None:
@@ -271,9 +272,11 @@ class Encoder:
         if self._st_model is not None and self._st_model.max_seq_length is not None:
             return int(self._st_model.max_seq_length)
         if self.source.path is not None:
-            value = read_config(self.source.path / "sentence_bert_config.json").get("max_seq_length")
-            if isinstance(value, int):
-                return value
+            if self._config_max_tokens is None:  # read once: this is on every query's path
+                value = read_config(self.source.path / "sentence_bert_config.json").get("max_seq_length")
+                self._config_max_tokens = value if isinstance(value, int) else 0
+            if self._config_max_tokens:
+                return self._config_max_tokens
         self._get_backend()
         length = self._st_model.max_seq_length if self._st_model is not None else None
         if length is None:
