@@ -11,7 +11,7 @@ slows all alike. Not query by query: after a call, torch's OpenMP threads and ON
 for a few milliseconds, and with one contestant right after another on 2 cores, each would be timed against the
 other's spin-down (measured: onnx-int8 2.3 -> 2.9 ms p50 and 8.7 ms p99, torch 14 -> 22 ms) instead of on its own.
 
-- shortlist: ``Prefilter.search(question, k=50)`` with ``Encoder(backend=...)`` (query cache off);
+- shortlist: ``Prefilter.search(question, k=50, mode="dense")`` with ``Encoder(backend=...)`` (query cache off);
 - LangChain: ``Chroma(embedding_function=HuggingFaceEmbeddings(model_name=<same local weights>))
   .as_retriever(search_kwargs={"k": 50}).invoke(question)``.
 
@@ -100,6 +100,7 @@ def main() -> int:
     retriever.invoke("warm up")
     times: dict[str, list[float]] = {b: [] for b in encoders} | {"langchain": []}
     overlap: list[float] = []
+    stages: dict[str, dict[str, list[float]]] = {b: {} for b in encoders}
     first = next(iter(encoders))
     for start in range(0, len(questions), args.block):
         block = questions[start : start + args.block]
@@ -112,8 +113,10 @@ def main() -> int:
         for b in encoders:
             for i, q in enumerate(block):
                 t = time.perf_counter()
-                result = prefilters[b].search(q, k=args.k)
+                result = prefilters[b].search(q, k=args.k, mode="dense")  # embed + Chroma top-k, as LangChain
                 times[b].append((time.perf_counter() - t) * 1000)
+                for stage, ms in result.stats.timings_ms.items():
+                    stages[b].setdefault(stage, []).append(ms)
                 if b == first:
                     mine = {(h.metadata["source"], h.metadata["chunk"]) for h in result.hits}
                     overlap.append(len(mine & theirs[i]) / args.k)
@@ -126,6 +129,9 @@ def main() -> int:
         label = "LangChain HuggingFaceEmbeddings + langchain-chroma" if name == "langchain" else f"shortlist {name}"
         print(f"| {label} | {p50:.2f} | {p99:.2f} | {lc50 / p50:.2f}x |")
     print(f"top-{args.k} overlap (first shortlist backend vs LangChain): {np.mean(overlap):.3f}")
+    for b, by_stage in stages.items():
+        parts = ", ".join(f"{s} {np.percentile(v, 50):.2f}" for s, v in by_stage.items())
+        print(f"shortlist {b}, p50 per stage (ms): {parts}")
     print(json.dumps({k: float(np.percentile(v, 50)) for k, v in times.items()}))
     return 0
 

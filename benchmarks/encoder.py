@@ -22,8 +22,9 @@ slows them alike; the median round is reported, and every figure also as a ratio
 - fidelity: min / mean cosine of every vector above to st-torch's.
 
 Cold start and memory are measured in fresh subprocesses (``--cold-runs`` each, interleaved): seconds from
-launching the interpreter to the first query vector (imports, loading, one query), and the peak RSS of a process
-that then embeds the 64 passages (``VmHWM``).
+launching the interpreter to the first query vector (imports, loading, one query), the peak RSS of a process
+that then embeds the 64 passages (``VmHWM``), and "query p50 alone": the median of 100 questions asked in that
+process, which holds this one contestant (no other library's thread pools or weights beside it).
 
 The concurrency table: 8 threads asking the 300 questions through one shortlist encoder, with the query batcher
 (``batch_queries=True``) and without; queries per second and the forward passes that ran.
@@ -105,7 +106,7 @@ def contestant(name: str, path: Path) -> tuple[Embed, Query]:
 COLD = textwrap.dedent(
     """
     import os, sys, time, json
-    name, path, passages_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    name, path, passages_file, questions_file = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     os.environ["HF_HUB_OFFLINE"] = "1"
     if name == "st-torch":
         from sentence_transformers import SentenceTransformer
@@ -119,39 +120,58 @@ COLD = textwrap.dedent(
         q, d = m.embed_query, m.embed_documents
     else:
         from shortlist import Encoder
-        m = Encoder(backend=name)
+        m = Encoder(backend=name, query_cache_size=0)
         q, d = m.embed_query, m.embed_documents
     q("What is the first vector?")
     first = time.time()
     d(json.load(open(passages_file)))
     # VmHWM (peak RSS of this program since exec); ru_maxrss would carry the forking parent's peak over.
     hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+    # Query latency in a process that holds this contestant alone (no other library's threads or weights).
+    took = []
+    for text in json.load(open(questions_file)):
+        t = time.perf_counter()
+        q(text)
+        took.append((time.perf_counter() - t) * 1000)
+    took.sort()
     print(json.dumps({"first": first, "rss_mb": int(hwm.split()[1]) / 1024,
-                      "torch": "torch" in sys.modules}))
+                      "torch": "torch" in sys.modules, "alone_p50": took[len(took) // 2]}))
     """
 )
 
 
-def cold_start(names: list[str], path: Path, passages: list[str], runs: int) -> dict[str, tuple[float, float, bool]]:
+def cold_start(
+    names: list[str], path: Path, passages: list[str], questions: list[str], runs: int
+) -> dict[str, tuple[float, float, bool, float]]:
     pfile = REPO / "benchmarks" / "results" / "encoder-passages.json"
     pfile.parent.mkdir(parents=True, exist_ok=True)
     pfile.write_text(json.dumps(passages))
+    qfile = pfile.with_name("encoder-questions.json")
+    qfile.write_text(json.dumps(questions))
     times: dict[str, list[float]] = {n: [] for n in names}
     rss: dict[str, list[float]] = {n: [] for n in names}
+    alone: dict[str, list[float]] = {n: [] for n in names}
     torch_loaded: dict[str, bool] = {}
     for _ in range(runs):
         for name in names:
             start = time.time()
             out = subprocess.run(
-                [sys.executable, "-c", COLD, name, str(path), str(pfile)], capture_output=True, text=True, check=False
+                [sys.executable, "-c", COLD, name, str(path), str(pfile), str(qfile)],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if out.returncode != 0:
                 raise RuntimeError(f"{name} cold start failed:\n{out.stderr[-2000:]}")
             data = json.loads(out.stdout.strip().splitlines()[-1])
             times[name].append(data["first"] - start)
             rss[name].append(data["rss_mb"])
+            alone[name].append(data["alone_p50"])
             torch_loaded[name] = data["torch"]
-    return {n: (statistics.median(times[n]), statistics.median(rss[n]), torch_loaded[n]) for n in names}
+    return {
+        n: (statistics.median(times[n]), statistics.median(rss[n]), torch_loaded[n], statistics.median(alone[n]))
+        for n in names
+    }
 
 
 def concurrency(questions: list[str], backends: list[str], threads: int) -> None:
@@ -225,31 +245,32 @@ def main() -> int:
                 t = time.perf_counter()
                 fns[n][1](q)
                 latency[n].append((time.perf_counter() - t) * 1000)
-    cold = {} if args.skip_cold else cold_start(names, path, passages, args.cold_runs)
+    cold = {} if args.skip_cold else cold_start(names, path, passages, questions[:100], args.cold_runs)
 
     ref = vectors["st-torch"]
     s0, p0 = statistics.median(short_rate["st-torch"]), statistics.median(passage_rate["st-torch"])
     l50 = float(np.percentile(latency["st-torch"], 50))
     print(f"\nEncoder figures (median of {args.rounds} interleaved rounds; ratio to st-torch in brackets)")
     print(
-        "| contestant | short text/s | passages/s | query p50 ms | query p99 ms | cold start s | peak RSS MB "
-        "| cosine to st-torch min / mean |"
+        "| contestant | short text/s | passages/s | query p50 ms | query p99 ms | query p50 alone ms | cold start s "
+        "| peak RSS MB | cosine to st-torch min / mean |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in names:
         s, p = statistics.median(short_rate[n]), statistics.median(passage_rate[n])
         p50, p99 = float(np.percentile(latency[n], 50)), float(np.percentile(latency[n], 99))
         cos = np.sum(vectors[n] * ref, axis=1)
         if cold:
-            c, r, torch_loaded = cold[n]
-            c0, r0, _ = cold["st-torch"]
+            c, r, torch_loaded, a = cold[n]
+            c0, r0, _, a0 = cold["st-torch"]
             cold_txt = f"{c:.2f} ({c0 / c:.1f}x)"
             rss_txt = f"{r:.0f} ({r / r0:.2f}x)" + ("" if torch_loaded else ", no torch")
+            alone_txt = f"{a:.2f} ({a0 / a:.1f}x)"
         else:
-            cold_txt = rss_txt = "-"
+            cold_txt = rss_txt = alone_txt = "-"
         print(
             f"| {n} | {s:.0f} ({s / s0:.2f}x) | {p:.1f} ({p / p0:.2f}x) | {p50:.2f} ({l50 / p50:.1f}x) | {p99:.2f} "
-            f"| {cold_txt} | {rss_txt} | {cos.min():.4f} / {cos.mean():.4f} |",
+            f"| {alone_txt} | {cold_txt} | {rss_txt} | {cos.min():.4f} / {cos.mean():.4f} |",
             flush=True,
         )
     print("(query p50 and cold start: x = how many times faster than st-torch; peak RSS: share of st-torch's)")
