@@ -504,7 +504,8 @@ def _read_jsonl(path: Path, text_field: str, title_field: str) -> Iterator[Corpu
             doc_id = next((str(obj[f]) for f in _ID_FIELDS if obj.get(f) not in (None, "")), None)
             doc_id = doc_id or f"{path.name}:{lineno}"
             meta = _scalar_metadata(obj, {text_field, *_ID_FIELDS})
-            meta.setdefault("title", title or doc_id)
+            if title:  # only a real title: the pre-filter repeats it at the head of every chunk
+                meta.setdefault("title", title)
             meta["path"] = str(path)
             yield CorpusDocument(doc_id, body, meta)
 
@@ -520,8 +521,8 @@ def read_documents(
     - ``.txt``, ``.md``, ``.markdown``, ``.rst``: one document per file; id = the file's absolute path, metadata
       ``title`` (the file name) and ``path``. Empty files are skipped.
     - ``.jsonl``: one document per line, a JSON object with a string ``text_field``; a ``title_field`` is put
-      before the text (the BEIR convention); id from ``_id``, ``id`` or ``doc_id`` (else ``<file>:<line>``); the
-      other scalar fields become metadata.
+      before the text (the BEIR convention) and kept as metadata ``title`` (absent when the line has none); id
+      from ``_id``, ``id`` or ``doc_id`` (else ``<file>:<line>``); the other scalar fields become metadata.
     - A folder: its supported files, recursively, sorted, hidden files skipped. A BEIR dataset folder
       (``corpus.jsonl`` beside ``queries.jsonl``) contributes its ``corpus.jsonl`` only.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from shortlist.corpus import (
     CorpusDocument,
     demo_corpus,
     docstring_documents,
+    read_documents,
     topic_documents,
 )
 from shortlist.errors import InputError
@@ -120,3 +122,19 @@ def test_same_corpus_in_another_process() -> None:
     here = hashlib.sha256(json.dumps([d.as_dict() for d in demo_corpus()]).encode()).hexdigest()
     assert bare == after_transformers == here
     assert not any(" at 0x" in d.text for d in demo_corpus())
+
+
+def test_read_documents_titles(tmp_path: Path) -> None:
+    """A title is metadata only when there is one: the pre-filter repeats it at the head of every chunk."""
+    folder = tmp_path
+    (folder / "notes.md").write_text("# Logs\nRotate them weekly.", encoding="utf-8")
+    (folder / "faq.jsonl").write_text(
+        '{"_id": "a", "title": "Reset password", "text": "Click Forgot password."}\n'
+        '{"_id": "b", "text": "The shop opens at nine."}\n',
+        encoding="utf-8",
+    )
+    docs = {d.id: d for d in read_documents([folder])}
+    assert docs["a"].metadata["title"] == "Reset password" and docs["a"].text.startswith("Reset password")
+    assert "title" not in docs["b"].metadata  # not its id: "b" would head its chunks as noise
+    md = next(d for d in docs.values() if d.id.endswith("notes.md"))
+    assert md.metadata["title"] == "notes.md"
