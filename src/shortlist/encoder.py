@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -34,6 +35,7 @@ from shortlist.batching import MicroBatcher
 from shortlist.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_QUERY_CACHE_SIZE,
+    ENV_BACKEND,
     Backend,
     LongTextPolicy,
     resolve_backend,
@@ -103,7 +105,9 @@ class Encoder:
             ``None`` (default): ``SHORTLIST_MODEL``, else the packaged all-MiniLM-L6-v2 weights (offline).
         device: Torch device (``"cpu"``, ``"cuda"``...). Default: ``SHORTLIST_DEVICE``, else ``"cpu"``.
         backend: ``"torch"`` (sentence-transformers, the reference), ``"onnx"`` or ``"onnx-int8"``.
-            Default: ``SHORTLIST_BACKEND``, else ``"torch"``.
+            Default: ``SHORTLIST_BACKEND``, else :func:`~shortlist.config.default_backend` (``"onnx"`` for a BERT
+            model with mean pooling on the CPU, ``"torch"`` otherwise; if the default ``"onnx"`` cannot be
+            exported or loaded, a warning is logged and ``"torch"`` is used).
         long_text: What to do with a text longer than the model's window (256 word pieces with ``[CLS]`` and
             ``[SEP]``): ``"split"`` (default) embeds consecutive windows and mean-pools them (weighted by their
             token counts), then re-normalises; ``"truncate"`` keeps the first window and warns once per encoder;
@@ -136,6 +140,7 @@ class Encoder:
         batch_queries: bool | None = None,
     ) -> None:
         self._st_model: SentenceTransformer | None = None
+        self._backend_defaulted = False
         if model is not None and not isinstance(model, str | Path):
             # An already-loaded SentenceTransformer (duck-typed so that importing torch is not needed here).
             if not hasattr(model, "encode") or not hasattr(model, "tokenizer"):
@@ -153,6 +158,8 @@ class Encoder:
         else:
             self.source = resolve_model(model)
             self.device = resolve_device(device)
+            # Chosen by nobody: the default may fall back to torch if the ONNX file cannot be made or loaded.
+            self._backend_defaulted = not backend and not os.environ.get(ENV_BACKEND, "").strip()
             self.backend_name = resolve_backend(
                 backend, device=self.device, model_dir=self.source.path, local=self.source.is_local
             )
@@ -241,12 +248,22 @@ class Encoder:
             raise ConfigError(msg)
         from shortlist._onnx import OnnxBackend  # the ONNX path never imports torch
 
-        return OnnxBackend(
-            self.source.path,
-            quantized=self.backend_name == "onnx-int8",
-            tokenizer=self.tokenizer,
-            max_seq_length=self.max_tokens,
-        )
+        try:
+            return OnnxBackend(
+                self.source.path,
+                quantized=self.backend_name == "onnx-int8",
+                tokenizer=self.tokenizer,
+                max_seq_length=self.max_tokens,
+            )
+        except Exception as exc:
+            if not self._backend_defaulted:
+                raise
+            # The user did not ask for ONNX: a failed export (read-only cache, missing package...) must not turn
+            # a working setup into an error. Say why, once, and run the reference backend instead.
+            logger.warning("The default 'onnx' backend is unavailable (%s); using 'torch' instead.", exc)
+            self.backend_name = "torch"
+            self._st_model = _load_sentence_transformer(self.source, self.device)
+            return _TorchBackend(self._st_model)
 
     # ------------------------------------------------------------------ model facts
     @property

@@ -242,3 +242,22 @@ def test_int8_first_in_an_empty_cache_exports_both(tmp_path: Path, monkeypatch: 
     path = export_onnx(quantized=True)
     assert path.is_file() and onnx_model_path().is_file()
     assert path.parent.parent.parent == tmp_path / "onnx"
+
+
+def test_the_default_falls_back_to_torch_when_onnx_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, torch_encoder: Encoder
+) -> None:
+    """A cache that cannot be written must not break a user who never asked for ONNX; one who asked gets the error."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SHORTLIST_CACHE", str(blocker / "cache"))  # mkdir under a file fails, even as root
+    with caplog.at_level("WARNING", logger="shortlist.encoder"):
+        enc = Encoder(query_cache_size=0)
+        vectors = enc.embed_documents(["The cache is not writable.", "Still works."])
+    assert enc.backend_name == "torch"
+    assert any("using 'torch' instead" in r.getMessage() for r in caplog.records)
+    np.testing.assert_allclose(
+        vectors, torch_encoder.embed_documents(["The cache is not writable.", "Still works."]), atol=1e-6
+    )
+    with pytest.raises(OSError):
+        Encoder(backend="onnx").embed_query("asked for onnx")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -69,10 +70,24 @@ def test_device_backend_and_paths_resolution(monkeypatch: pytest.MonkeyPatch, tm
     assert resolve_backend(None) == "onnx"  # the default on the CPU
     assert resolve_backend(None, device="cuda") == "torch"  # ONNX Runtime here runs on the CPU only
     assert resolve_backend(None, local=False) == "torch"  # a hub id: nothing local to export
-    cls_model = tmp_path / "cls-model"
-    (cls_model / "1_Pooling").mkdir(parents=True)
-    (cls_model / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+
+    def model(name: str, model_type: str, pooling: str, modules: tuple[str, ...]) -> Path:
+        folder = tmp_path / name
+        (folder / "1_Pooling").mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({pooling: True}))
+        mods = [{"type": f"sentence_transformers.models.{m}"} for m in modules]
+        (folder / "modules.json").write_text(json.dumps(mods))
+        return folder
+
+    minilm_like = model("bert-mean", "bert", "pooling_mode_mean_tokens", ("Transformer", "Pooling", "Normalize"))
+    assert resolve_backend(None, model_dir=minilm_like) == "onnx"
+    cls_model = model("bert-cls", "bert", "pooling_mode_cls_token", ("Transformer", "Pooling"))
     assert resolve_backend(None, model_dir=cls_model) == "torch"  # the ONNX graph does mean pooling only
+    mpnet = model("mpnet", "mpnet", "pooling_mode_mean_tokens", ("Transformer", "Pooling", "Normalize"))
+    assert resolve_backend(None, model_dir=mpnet) == "torch"  # the exporter handles BERT only
+    dense = model("bert-dense", "bert", "pooling_mode_mean_tokens", ("Transformer", "Pooling", "Dense"))
+    assert resolve_backend(None, model_dir=dense) == "torch"  # a Dense layer the graph would leave out
     assert resolve_backend("onnx", model_dir=cls_model) == "onnx"  # asked for: the export says why it can't
     monkeypatch.setenv("SHORTLIST_BACKEND", "torch")
     assert resolve_backend(None) == "torch"
