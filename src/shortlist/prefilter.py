@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -356,11 +357,12 @@ class Prefilter:
     def _chunk(self, doc: _Doc) -> list[ChunkRecord]:
         tok = self.encoder.tokenizer
         title, body, budget = self._title(doc), doc.text, self.chunk_tokens
+        overlap = self.chunk_overlap
         if title:
-            if body.startswith(title):
-                body = body[len(title) :].lstrip()
+            body = _without_leading_title(body, title)
             budget -= len(tok.encode(title, add_special_tokens=False).ids)
-        pieces = split_text(body, budget, min(self.chunk_overlap, budget // 2), tokenizer=tok)
+            overlap = min(overlap, budget // 2)  # the title took part of the chunk: keep the overlap below half
+        pieces = split_text(body, budget, overlap, tokenizer=tok)
         if title:
             pieces = [f"{title}\n{p}" for p in pieces] or [title]
         counts = [len(e.ids) for e in tok.encode_batch(pieces, add_special_tokens=False)] if pieces else []
@@ -874,6 +876,13 @@ class Prefilter:
             chosen.append(best)
             left.remove(best)
         return [usable[i] for i in chosen]
+
+
+def _without_leading_title(body: str, title: str) -> str:
+    """``body`` without ``title`` at its start (white space may differ), if it is there as whole words."""
+    pattern = r"\s*" + r"\s+".join(re.escape(word) for word in title.split()) + r"(?=\s|$)"
+    match = re.match(pattern, body)
+    return body[match.end() :].lstrip() if match else body
 
 
 def _cap_per_source(ranked: list[Candidate], cap: int) -> list[Candidate]:

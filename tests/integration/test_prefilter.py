@@ -87,9 +87,9 @@ def test_changed_document_replaces_its_chunks(encoder: Encoder) -> None:
 
 
 def test_title_heads_every_chunk_within_the_budget(encoder: Encoder) -> None:
-    title = "The try statement"
+    title = "Zephyrine guide to the try statement"  # "zephyrine": a word only the title has
     body = topics["try"]
-    assert "try statement" not in body[600:]  # the later chunks do not name their topic by themselves
+    assert "zephyrine" not in body.lower()
     on = Prefilter.in_memory("titled", encoder=encoder, chunk_tokens=64, chunk_overlap=8)
     off = Prefilter.in_memory("untitled", encoder=encoder, chunk_tokens=64, chunk_overlap=8, title_key=None)
     for p in (on, off):
@@ -103,8 +103,25 @@ def test_title_heads_every_chunk_within_the_budget(encoder: Encoder) -> None:
     plain = [c.text for b in off.store.iter_chunks() for c in b]
     assert sum(t.startswith(title) for t in plain) == 1
     # BM25 now finds every chunk of the document by its title's words; without the header only the first.
-    assert len(on.search("try statement", k=50, mode="keyword")) == len(chunks)
-    assert len(off.search("try statement", k=50, mode="keyword")) < len(plain)
+    assert len(on.search("zephyrine", k=50, mode="keyword")) == len(chunks)
+    assert len(off.search("zephyrine", k=50, mode="keyword")) == 1 < len(plain)
+
+
+def test_title_is_taken_off_the_body_only_as_whole_words(encoder: Encoder) -> None:
+    p = Prefilter.in_memory("title-words", encoder=encoder)
+    p.add_documents(
+        [
+            {"id": "a", "text": "JSONDecoder turns text into objects.", "metadata": {"title": "JSON"}},
+            {
+                "id": "b",
+                "text": "Reset\n  password\nClick the link we mail you.",
+                "metadata": {"title": "Reset password"},
+            },
+        ]
+    )
+    texts = {c.source: c.text for b in p.store.iter_chunks() for c in b}
+    assert texts["a"] == "JSON\nJSONDecoder turns text into objects."  # not "JSON\nDecoder ..."
+    assert texts["b"] == "Reset password\nClick the link we mail you."  # white space may differ: not twice
 
 
 def test_title_too_long_or_not_a_string_is_not_repeated(encoder: Encoder) -> None:
