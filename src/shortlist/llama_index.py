@@ -32,6 +32,7 @@ from shortlist.config import DEFAULT_K, DEFAULT_MODE, Backend
 from shortlist.encoder import Encoder
 from shortlist.errors import ConfigError, MissingDependencyError
 from shortlist.prefilter import Prefilter, SearchMode
+from shortlist.store import KEY_TITLE
 from shortlist.types import Hit, Shortlist
 
 try:
@@ -67,7 +68,8 @@ class MiniLMEmbedding(BaseEmbedding):
         model_name: Model folder or id. Default ``None``: ``SHORTLIST_MODEL``, else the packaged all-MiniLM-L6-v2
             weights (offline). After construction, :attr:`model_name` holds the encoder's model name.
         device: Torch device. Default ``None``: ``SHORTLIST_DEVICE``, else ``"cpu"``.
-        backend: ``"torch"``, ``"onnx"`` or ``"onnx-int8"``. Default ``None``: ``SHORTLIST_BACKEND``, else ``"torch"``.
+        backend: ``"torch"``, ``"onnx"`` or ``"onnx-int8"``. Default ``None``: ``SHORTLIST_BACKEND``, else ``"onnx"``
+            on the CPU (``"torch"`` on other devices; see :func:`~shortlist.config.default_backend`).
         encoder: An :class:`~shortlist.encoder.Encoder` to use instead of the shared one (then ``model_name``,
             ``device`` and ``backend`` must be left unset).
         embed_batch_size: Texts per forward pass (default: the encoder's, 32). LlamaIndex groups texts into
@@ -154,10 +156,15 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
 
     The node is a ``TextNode`` with ``id_`` = the chunk id, the chunk's text, and the same metadata as the LangChain
     retriever's documents: the chunk's (with ``source`` and ``chunk``) plus ``id``, ``score`` and ``rank``.
-    ``id``, ``score``, ``rank`` and ``chunk`` are kept out of the text the LLM reads; ``source`` is also the node's
-    ``SOURCE`` relationship (its ``ref_doc_id``). ``NodeWithScore.score`` is the cosine similarity.
+    ``id``, ``score``, ``rank`` and ``chunk`` are kept out of the text the LLM reads, and so is ``title`` when the
+    chunk's text already starts with it (the pre-filter heads every chunk with its document's title); ``source`` is
+    also the node's ``SOURCE`` relationship (its ``ref_doc_id``). ``NodeWithScore.score`` is the cosine similarity.
     """
     meta = result_metadata(hit)
+    hidden = [k for k in HIDDEN_KEYS if k in meta]
+    title = meta.get(KEY_TITLE)
+    if isinstance(title, str) and title and hit.text.startswith(title):
+        hidden.append(KEY_TITLE)
     source = meta.get("source")
     relationships = {}
     if isinstance(source, str) and source:
@@ -166,8 +173,8 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
         id_=hit.id,
         text=hit.text,
         metadata=meta,
-        excluded_llm_metadata_keys=[k for k in HIDDEN_KEYS if k in meta],
-        excluded_embed_metadata_keys=[k for k in HIDDEN_KEYS if k in meta],
+        excluded_llm_metadata_keys=hidden,
+        excluded_embed_metadata_keys=list(hidden),
         relationships=relationships,
     )
     return NodeWithScore(node=node, score=float(hit.score))

@@ -255,3 +255,20 @@ def test_query_engine_answers_from_the_shortlist(pf: Prefilter, run: str) -> Non
         assert hit.text in answer
     for text in set(TEXT.values()) - set(shortlist.texts):
         assert text not in answer
+
+
+def test_a_titled_chunk_shows_its_title_once_to_the_llm(encoder: Encoder) -> None:
+    pf = Prefilter.in_memory("li-titled", encoder=encoder, chunk_tokens=32, chunk_overlap=4)
+    title = "Quokka care guide"
+    body = (
+        "Quokkas eat leaves, grasses and the stems of young shrubs. They need shade in the heat of the day. "
+        "Keep fresh water near them at all times, and change it every morning. "
+        "They sleep in dense bush during the day and feed at night, mostly alone."
+    )
+    pf.add_documents([{"id": "q", "text": f"{title}\n{body}", "metadata": {"title": title, "kind": "guide"}}])
+    nodes = ShortlistRetriever(pf, similarity_top_k=5).retrieve("What do quokkas eat?")
+    assert len(nodes) >= 2  # the title heads every chunk, not only the first
+    for n in nodes:
+        llm_text = n.node.get_content(metadata_mode=MetadataMode.LLM)
+        assert llm_text.count(title) == 1 and "kind: guide" in llm_text
+        assert n.node.metadata["title"] == title  # still in the metadata for the application
