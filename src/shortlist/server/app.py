@@ -386,7 +386,10 @@ def _warm(service: _Service) -> None:
         prefilter = service.prefilter(None)
     except ApiError:  # no such collection (yet): nothing to warm
         return
-    prefilter.calibration()
+    try:
+        prefilter.calibration()
+    except Exception:  # a warm-up must not stop the server: the first hybrid search will say what is wrong
+        logger.exception("Could not build the keyword index and hybrid calibration of %r at start-up", prefilter)
 
 
 def _as_list(value: str | list[Any]) -> tuple[list[Any], bool]:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shortlist.config import DEFAULT_MODE
+
 __all__ = [
     "EmbedRequest",
     "EmbedResponse",
@@ -164,7 +166,7 @@ class SearchRequest(BaseModel):
     k: int = Field(4, ge=1, le=1000, description="Most hits to return.")
     min_score: float | None = Field(None, ge=-1.0, le=1.0, description="Drop hits under this cosine similarity.")
     mode: Literal["dense", "keyword", "hybrid"] = Field(
-        "hybrid", description="hybrid (default: adaptive dense + BM25 fusion), dense or keyword."
+        DEFAULT_MODE, description="hybrid (default: adaptive dense + BM25 fusion), dense or keyword."
     )
     where: dict[str, Any] | None = Field(None, description='Chroma metadata filter, e.g. {"lang": "en"}.')
     where_document: dict[str, Any] | None = Field(None, description='Text filter, e.g. {"$contains": "json"}.')

@@ -18,7 +18,7 @@ import pytest
 
 from shortlist import Encoder
 
-from .conftest import API_KEY, COLLECTION, DOCS, LIMITS, env_without_proxies
+from .conftest import API_KEY, COLLECTION, DOCS, LIMITS, env_without_proxies, start_server, stop_server
 
 if TYPE_CHECKING:
     from .conftest import LiveServer
@@ -342,3 +342,21 @@ def test_import_cli_does_not_import_fastapi() -> None:
     code = "import sys, shortlist.cli; print('fastapi' in sys.modules, 'uvicorn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_start_up_builds_the_keyword_index_and_calibration(encoder: Encoder, tmp_path: Path) -> None:
+    """Hybrid is the default mode: the server pays for BM25 and the calibration before the first search."""
+    from shortlist import Prefilter
+    from shortlist.server import create_app
+
+    db = tmp_path / "db"
+    Prefilter("warm-docs", path=db, encoder=encoder).add_documents(DOCS)
+    saved = db / "shortlist-keyword" / "warm-docs" / "calibration.json"
+    assert not saved.exists()
+    live = start_server(create_app(encoder=encoder, db=db, collection="warm-docs", api_key="", limits=LIMITS))
+    try:
+        assert saved.is_file()  # written during start-up, before any request
+        with httpx.Client(base_url=live.url, trust_env=False) as http:
+            assert http.get("/health").json()["status"] == "ok"
+    finally:
+        stop_server(live)
