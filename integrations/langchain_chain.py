@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     add_source_args(parser)
     parser.add_argument("-k", type=int, default=3, help="chunks in the shortlist (default 3)")
     parser.add_argument("--min-score", type=float, default=0.25, help="cosine threshold (default 0.25)")
-    parser.add_argument("--mode", choices=["dense", "keyword", "hybrid"], default="dense")
+    parser.add_argument("--mode", choices=["dense", "keyword", "hybrid"], default="hybrid", help="default: hybrid")
     parser.add_argument("--llm", choices=["fake", "ollama", "openai"], default="fake", help="default: fake (offline)")
     parser.add_argument("--model", help="model name for --llm ollama/openai")
     parser.add_argument("--base-url", help="server URL for --llm ollama/openai")

@@ -538,6 +538,7 @@ def _parse_ks(value: str, option: str) -> tuple[int, ...]:
 )
 @click.option("--collection", "-c", help="Collection for the dataset's index (default: eval-<dataset>-<chunk tokens>).")
 @click.option("--hybrid", is_flag=True, help="Compare all three modes: dense, keyword (BM25) and hybrid.")
+@click.option("--mode", type=click.Choice(MODES), help="Evaluate this one mode (default: hybrid).")
 @click.option("-k", "ks", default="1,10,100", show_default=True, metavar="K[,K...]", help="Recall/MRR cut-offs.")
 @click.option(
     "--shortlist-k",
@@ -558,6 +559,7 @@ def eval_(
     db: Path | None,
     collection: str | None,
     hybrid: bool,
+    mode: str | None,
     ks: str,
     shortlist_ks: str,
     chunk_tokens: int,
@@ -570,8 +572,8 @@ def eval_(
     passages or StackFAQ.
 
     Indexes the corpus once (kept in --db, reused by later runs), then prints nDCG@10, Top-1, Recall@k, MRR@k and
-    latency for dense retrieval (plus keyword and hybrid with --hybrid), and how much of the corpus's tokens a
-    shortlist of k chunks sends to an LLM while keeping the gold document.
+    latency for one retrieval mode (--mode, default hybrid) or all three (--hybrid), and how much of the corpus's
+    tokens a shortlist of k chunks sends to an LLM while keeping the gold document.
 
     \b
     Example:
@@ -579,6 +581,9 @@ def eval_(
     """  # noqa: D205, D301
     from shortlist import evaluate as ev
 
+    if hybrid and mode is not None:
+        msg = f"--hybrid (all three modes) and --mode {mode} contradict each other: give one of them."
+        raise click.UsageError(msg)
     cutoffs = _parse_ks(ks, "-k")
     sizes = _parse_ks(shortlist_ks, "--shortlist-k")
     root = dataset_dir
@@ -596,7 +601,8 @@ def eval_(
     with ingest_progress(len(dataset.corpus), enabled=show) as callback:
         ingest = ev.index_dataset(prefilter, dataset, progress=callback)
     ingest_s = time.perf_counter() - started
-    modes: tuple[SearchMode, ...] = ("dense", "keyword", "hybrid") if hybrid else (DEFAULT_MODE,)
+    one = cast("SearchMode", mode or DEFAULT_MODE)
+    modes: tuple[SearchMode, ...] = ("dense", "keyword", "hybrid") if hybrid else (one,)
     if "dense" not in modes or len(modes) > 1:
         prefilter.keyword_index()  # build it (and the calibration) before the timings
         prefilter.calibration()

@@ -242,7 +242,7 @@ def run(
         rebuild: Rebuild the index even if it is there.
         limit: Index only the first ``limit`` documents.
         documents: Index these documents instead of the whole demo corpus.
-        questions: Questions to ask (strings are searched densely); default :data:`QUESTIONS`.
+        questions: Questions to ask (strings are searched in the default mode, hybrid); default :data:`QUESTIONS`.
         k: Hits per question (default 3).
         encoder: Encoder to use; default the shared one.
         progress: Progress bar while building (default: when stderr is a terminal).

@@ -254,6 +254,17 @@ def test_eval_tiny_beir(beir: Path, tmp_path: Path, encoder: Encoder) -> None:
     again = run(*args)  # table form, index reused
     assert again.exit_code == 0, again.output
     assert "reused the index" in again.output and "nDCG@10" in again.output and "tokens saved" in again.output
+    base = ["eval", str(beir), "--db", str(tmp_path / "db"), "-k", "1,3", "--json"]
+
+    def scores(report: dict) -> dict:
+        return {k: v for k, v in report.items() if k != "latency_ms"}
+
+    default = json.loads(run(*base).output)  # one mode: the default, hybrid
+    assert set(default["retrieval"]) == {"hybrid"}
+    assert scores(default["retrieval"]["hybrid"]) == scores(data["retrieval"]["hybrid"])
+    only_dense = json.loads(run(*base, "--mode", "dense").output)
+    assert set(only_dense["retrieval"]) == {"dense"} and scores(only_dense["retrieval"]["dense"]) == scores(dense)
+    assert_one_line_error(run(*base, "--hybrid", "--mode", "dense"), 2, "contradict")
 
 
 def test_eval_errors(tmp_path: Path, encoder: Encoder) -> None:
