@@ -71,7 +71,8 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
         model_name: Model folder or id (alias ``model``). Default ``None``: ``SHORTLIST_MODEL``, else the packaged
             all-MiniLM-L6-v2 weights (offline).
         device: Torch device. Default ``None``: ``SHORTLIST_DEVICE``, else ``"cpu"``.
-        backend: ``"torch"``, ``"onnx"`` or ``"onnx-int8"``. Default ``None``: ``SHORTLIST_BACKEND``, else ``"torch"``.
+        backend: ``"torch"``, ``"onnx"`` or ``"onnx-int8"``. Default ``None``: ``SHORTLIST_BACKEND``, else ``"onnx"``
+            on the CPU (``"torch"`` on other devices; see :func:`~shortlist.config.default_backend`).
         batch_size: Texts per forward pass in :meth:`embed_documents`. Default ``None``: the encoder's (32).
         encoder: An :class:`~shortlist.encoder.Encoder` to use instead of the shared one (then ``model_name``,
             ``device`` and ``backend`` must be left unset).
