@@ -879,8 +879,11 @@ class Prefilter:
 
 
 def _without_leading_title(body: str, title: str) -> str:
-    """``body`` without ``title`` at its start (white space may differ), if it is there as whole words."""
-    pattern = r"\s*" + r"\s+".join(re.escape(word) for word in title.split()) + r"(?=\s|$)"
+    """``body`` without ``title`` at its start (white space may differ), unless a word goes on after it.
+
+    "json.loads(s)" under the title "json.loads" loses the title; "JSONDecoder" under "JSON" keeps all its letters.
+    """
+    pattern = r"\s*" + r"\s+".join(re.escape(word) for word in title.split()) + r"(?!\w)"
     match = re.match(pattern, body)
     return body[match.end() :].lstrip() if match else body
 
