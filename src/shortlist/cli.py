@@ -603,9 +603,8 @@ def eval_(
     ingest_s = time.perf_counter() - started
     one = cast("SearchMode", mode or DEFAULT_MODE)
     modes: tuple[SearchMode, ...] = ("dense", "keyword", "hybrid") if hybrid else (one,)
-    if "dense" not in modes or len(modes) > 1:
-        prefilter.keyword_index()  # build it (and the calibration) before the timings
-        prefilter.calibration()
+    if modes != ("dense",):
+        prefilter.calibration()  # the keyword index and the hybrid calibration, built before the timings
     reports = [ev.evaluate(ev.prefilter_retriever(prefilter, mode=m), dataset, ks=cutoffs, name=m) for m in modes]
     shortlists = [ev.prefilter_report(prefilter, dataset, ks=sizes, mode=m, name=m) for m in modes if m != "keyword"]
     header = {

@@ -280,8 +280,9 @@ def run(
     asked = [q if isinstance(q, DemoQuestion) else DemoQuestion(q) for q in (questions or QUESTIONS)]
     if any(q.mode != "dense" for q in asked):  # build the keyword side before the timed questions
         started = time.perf_counter()
-        prefilter.keyword_index()  # built once from the collection, so the questions' timings are search only
-        calibration = prefilter.calibration()  # the hybrid weights, from probes of the collection's own chunks
+        # The keyword index (built once from the collection) and the hybrid weights (from probes of its own chunks),
+        # so that the questions' timings are search only.
+        calibration = prefilter.calibration()
         prefilter.search("异常", k=1, mode="keyword")  # and jieba's dictionary loaded
         weights = ", ".join(f"{script} {w:.2f}" for script, w in sorted(calibration.weights.items())) or "prior"
         out.write(
