@@ -356,11 +356,11 @@ class Prefilter:
 
     def _chunk(self, doc: _Doc) -> list[ChunkRecord]:
         tok = self.encoder.tokenizer
-        title, body, budget = self._title(doc), doc.text, self.chunk_tokens
-        overlap = self.chunk_overlap
+        (title, title_tokens), body = self._title(doc), doc.text
+        budget, overlap = self.chunk_tokens, self.chunk_overlap
         if title:
             body = _without_leading_title(body, title)
-            budget -= len(tok.encode(title, add_special_tokens=False).ids)
+            budget -= title_tokens
             overlap = min(overlap, budget // 2)  # the title took part of the chunk: keep the overlap below half
         pieces = split_text(body, budget, overlap, tokenizer=tok)
         if title:
@@ -371,14 +371,14 @@ class Prefilter:
             for i, (p, n) in enumerate(zip(pieces, counts, strict=True))
         ]
 
-    def _title(self, doc: _Doc) -> str:
-        """The title to head each chunk of ``doc`` with, or "" (none, or too long to repeat)."""
+    def _title(self, doc: _Doc) -> tuple[str, int]:
+        """The title to head each chunk of ``doc`` with and its word pieces, or ("", 0): none, or too long."""
         value = doc.metadata.get(self.title_key) if self.title_key else None
         if not isinstance(value, str):
-            return ""
+            return "", 0
         title = " ".join(clean_text(value).split())
         tokens = len(self.encoder.tokenizer.encode(title, add_special_tokens=False).ids) if title else 0
-        return title if 0 < tokens <= self.chunk_tokens // 3 else ""
+        return (title, tokens) if 0 < tokens <= self.chunk_tokens // 3 else ("", 0)
 
     def add_documents(
         self,
