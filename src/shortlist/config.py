@@ -108,29 +108,25 @@ def onnx_exportable(model_dir: Path) -> bool:
     """Whether the ONNX export handles this sentence-transformers folder: BERT + mean pooling (+ Normalize)."""
     import json
 
+    from shortlist.model import read_config  # shortlist.model imports this module
+
     folder = Path(model_dir)
-
-    def read(name: str) -> object:
-        try:
-            return json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-
-    config = read("config.json")
-    if not isinstance(config, dict) or config.get("model_type") != "bert":
+    if read_config(folder / "config.json").get("model_type") != "bert":
         return False
-    modules = read("modules.json")
-    if modules is not None:
+    modules_file = folder / "modules.json"  # a JSON list, which read_config (objects only) does not read
+    if modules_file.is_file():
+        try:
+            modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
         if not isinstance(modules, list):
             return False
         kinds = {str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)}
         if not kinds <= {"Transformer", "Pooling", "Normalize"}:
             return False
-    pooling = read("1_Pooling/config.json")
-    if pooling is None:
+    if not (folder / "1_Pooling" / "config.json").is_file():
         return True  # a bare transformers folder: sentence-transformers adds mean pooling
-    if not isinstance(pooling, dict):
-        return False
+    pooling = read_config(folder / "1_Pooling" / "config.json")
     modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
     return modes == {"pooling_mode_mean_tokens"}
 
