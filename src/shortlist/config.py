@@ -24,6 +24,7 @@ __all__ = [
     "ENV_MODEL",
     "Backend",
     "LongTextPolicy",
+    "chosen_backend",
     "default_backend",
     "onnx_exportable",
     "resolve_backend",
@@ -78,12 +79,17 @@ def resolve_backend(
     Raises:
         ConfigError: if the name is not one of ``"torch"``, ``"onnx"``, ``"onnx-int8"``.
     """
-    value = backend or _env(ENV_BACKEND) or default_backend(device, model_dir, local=local)
+    value = chosen_backend(backend) or default_backend(device, model_dir, local=local)
     choices = get_args(Backend)
     if value not in choices:
         msg = f"Unknown backend {value!r}: choose one of {', '.join(map(repr, choices))}."
         raise ConfigError(msg)
     return value  # type: ignore[return-value]
+
+
+def chosen_backend(backend: str | None) -> str | None:
+    """The backend someone chose: the argument, else ``SHORTLIST_BACKEND``; ``None`` when nobody chose one."""
+    return backend or _env(ENV_BACKEND)
 
 
 def default_backend(device: str = "cpu", model_dir: Path | None = None, *, local: bool = True) -> Backend:

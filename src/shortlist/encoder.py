@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -35,9 +34,9 @@ from shortlist.batching import MicroBatcher
 from shortlist.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_QUERY_CACHE_SIZE,
-    ENV_BACKEND,
     Backend,
     LongTextPolicy,
+    chosen_backend,
     resolve_backend,
     resolve_device,
 )
@@ -159,7 +158,7 @@ class Encoder:
             self.source = resolve_model(model)
             self.device = resolve_device(device)
             # Chosen by nobody: the default may fall back to torch if the ONNX file cannot be made or loaded.
-            self._backend_defaulted = not backend and not os.environ.get(ENV_BACKEND, "").strip()
+            self._backend_defaulted = chosen_backend(backend) is None
             self.backend_name = resolve_backend(
                 backend, device=self.device, model_dir=self.source.path, local=self.source.is_local
             )
