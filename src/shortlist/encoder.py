@@ -46,7 +46,7 @@ from shortlist.text import clean_text, load_tokenizer, token_windows
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-    from tokenizers import Tokenizer
+    from tokenizers import Encoding, Tokenizer
 
 __all__ = ["Encoder", "EncoderBackend", "loaded_models"]
 
@@ -60,8 +60,14 @@ Matrix = NDArray[np.float32]
 class EncoderBackend(Protocol):
     """What a backend does: turn texts that fit the model's window into L2-normalised float32 vectors."""
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> Matrix:
-        """Encode ``texts`` (each within the model's window) to an ``(n, dimension)`` float32 array, L2 normalised."""
+    def encode(
+        self, texts: Sequence[str], batch_size: int, tokenized: Sequence[Encoding | None] | None = None
+    ) -> Matrix:
+        """Encode ``texts`` (each within the model's window) to an ``(n, dimension)`` float32 array, L2 normalised.
+
+        ``tokenized`` may give, per text, the encoder's tokenisation of it without special tokens (``None`` where
+        there is none); a backend that tokenises with the same tokenizer may use it instead of tokenising again.
+        """
         ...
 
 
@@ -71,7 +77,10 @@ class _TorchBackend:
     def __init__(self, model: SentenceTransformer) -> None:
         self.model = model
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> Matrix:
+    def encode(
+        self, texts: Sequence[str], batch_size: int, tokenized: Sequence[Encoding | None] | None = None
+    ) -> Matrix:
+        del tokenized  # sentence-transformers tokenises with its own (transformers) tokenizer
         out = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -422,13 +431,16 @@ class Encoder:
     def _encode_prepared(self, texts: list[str], batch_size: int, policy: LongTextPolicy) -> Matrix:
         tok = self.tokenizer
         limit = self.max_text_tokens
-        counts = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+        encodings = tok.encode_batch(texts, add_special_tokens=False)
         pieces: list[str] = []
+        tokenized: list[Encoding | None] = []  # the text's word pieces when it is embedded whole
         owners: list[int] = []  # which input each piece belongs to
         weights: list[int] = []
-        for i, (text, count) in enumerate(zip(texts, counts, strict=True)):
+        for i, (text, encoding) in enumerate(zip(texts, encodings, strict=True)):
+            count = len(encoding.ids)
             if count <= limit:
                 pieces.append(text)
+                tokenized.append(encoding)
                 owners.append(i)
                 weights.append(max(count, 1))
                 continue
@@ -450,11 +462,12 @@ class Encoder:
                     warnings.warn(msg, UserWarning, stacklevel=4)
             for window in windows:
                 pieces.append(window)
+                tokenized.append(None)
                 owners.append(i)
                 weights.append(len(tok.encode(window, add_special_tokens=False).ids))
         backend = self._get_backend()
         with self._infer_lock:
-            vectors = backend.encode(pieces, batch_size)
+            vectors = backend.encode(pieces, batch_size, tokenized)
         if len(pieces) == len(texts):
             return vectors
         pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)

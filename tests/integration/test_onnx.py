@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shortlist import Encoder
+from shortlist import Encoder, clean_text
+from shortlist._onnx import make_session
 from shortlist.batching import MicroBatcher
 from shortlist.cli import main as cli_main
 from shortlist.errors import ConfigError, ModelNotFoundError
@@ -49,8 +51,10 @@ def onnx_files() -> Iterator[dict[str, Path]]:
 
 
 @pytest.fixture(scope="module")
-def reference(encoder: Encoder) -> np.ndarray:
-    return encoder.embed_documents(TEXTS)
+def reference(torch_encoder: Encoder) -> np.ndarray:
+    """sentence-transformers' vectors (the ``torch`` backend), which every ONNX backend is held to."""
+    assert torch_encoder.backend_name == "torch"
+    return torch_encoder.embed_documents(TEXTS)
 
 
 def _encoder(backend: str, **kwargs: object) -> Encoder:
@@ -103,17 +107,18 @@ def test_backend_agrees_with_torch(reference: np.ndarray, backend: str, min_boun
 
 
 @pytest.mark.usefixtures("onnx_files")
-def test_truncation_is_at_256_not_the_tokenizer_files_128(encoder: Encoder) -> None:
+def test_truncation_is_at_256_not_the_tokenizer_files_128(torch_encoder: Encoder) -> None:
     # tokenizer.json in the package pads and truncates at 128: the backend must read up to 256 word pieces.
+    ref_enc = torch_encoder
     words = " ".join(f"word{i}" for i in range(400))
-    head = encoder.tokenizer.decode(encoder.tokenizer.encode(words, add_special_tokens=False).ids[:200])
-    assert 128 < encoder.count_tokens(head) <= 254
+    head = ref_enc.tokenizer.decode(ref_enc.tokenizer.encode(words, add_special_tokens=False).ids[:200])
+    assert 128 < ref_enc.count_tokens(head) <= 254
     enc = _encoder("onnx")
-    ref = encoder.embed_documents([head])[0]
+    ref = ref_enc.embed_documents([head])[0]
     got = enc.embed_documents([head])[0]
     assert float(got @ ref) >= 0.9999
-    cut = encoder.tokenizer.decode(encoder.tokenizer.encode(head, add_special_tokens=False).ids[:126])
-    assert float(got @ encoder.embed_documents([cut])[0]) < 0.999  # the tokens past 128 count
+    cut = ref_enc.tokenizer.decode(ref_enc.tokenizer.encode(head, add_special_tokens=False).ids[:126])
+    assert float(got @ ref_enc.embed_documents([cut])[0]) < 0.999  # the tokens past 128 count
 
 
 @pytest.mark.usefixtures("onnx_files")
@@ -261,3 +266,37 @@ def test_the_default_falls_back_to_torch_when_onnx_cannot_be_made(
     )
     with pytest.raises(OSError):
         Encoder(backend="onnx").embed_query("asked for onnx")
+
+
+@pytest.mark.usefixtures("onnx_files")
+@pytest.mark.parametrize("kind", ["fp32", "int8"])
+def test_sessions_keep_the_slow_fusions_out(onnx_files: dict[str, Path], kind: str, tmp_path: Path) -> None:
+    """The graph ORT runs has Add + LayerNormalization, not SkipLayerNormalization, and no BiasGelu.
+
+    ORT ignores an unknown name in ``disabled_optimizers``: this fails if a new ORT renames a fusion and the
+    faster graph silently goes away.
+    """
+    import onnx
+
+    saved = tmp_path / "optimised.onnx"
+    make_session(onnx_files[kind], 1, save_optimized=saved)
+    ops = Counter(node.op_type for node in onnx.load(str(saved)).graph.node)
+    assert ops["LayerNormalization"] == 12  # two per layer, six layers
+    assert ops["SkipLayerNormalization"] == 0
+    assert ops["BiasGelu"] == 0
+    assert ops["Attention" if kind == "fp32" else "QAttention"] == 6  # the fusion that pays is still there
+
+
+@pytest.mark.usefixtures("onnx_files")
+def test_reusing_the_callers_tokens_gives_the_same_vectors() -> None:
+    """The encoder hands its token count's word pieces to the backend; they must give what tokenising gives."""
+    enc = _encoder("onnx")
+    backend = enc._get_backend()
+    texts = [clean_text(t) for t in TEXTS if enc.count_tokens(t) <= enc.max_text_tokens]  # as embed_documents
+    plain = enc.tokenizer.encode_batch(texts, add_special_tokens=False)
+    tokenized = [None if i % 3 == 1 else e for i, e in enumerate(plain)]  # some given, some not
+    fresh = backend.encode(texts, 4)
+    np.testing.assert_array_equal(backend.encode(texts, 4, tokenized), fresh)
+    np.testing.assert_array_equal(enc.embed_documents(texts, batch_size=4), fresh)
+    with pytest.raises(ValueError, match="entries"):
+        backend.encode(texts, 4, tokenized[:-1])
