@@ -7,9 +7,12 @@ Both sides search the same vectors in the same kind of Chroma collection (in-mem
 defaults), built as benchmarks/prefilter.py builds its collections: real MiniLM vectors of SciFact chunks (cached in
 benchmarks/results/ by that script, made here if missing) plus synthetic neighbours up to ``--size``. Timed per query,
 interleaved in blocks: each contestant in turn asks the next ``--block`` questions (default 20), so a busy machine
-slows all alike. Not query by query: after a call, torch's OpenMP threads and ONNX Runtime's pool each keep spinning
-for a few milliseconds, and with one contestant right after another on 2 cores, each would be timed against the
-other's spin-down (measured: onnx-int8 2.3 -> 2.9 ms p50 and 8.7 ms p99, torch 14 -> 22 ms) instead of on its own.
+slows all alike. Not query by query: after a call, torch's OpenMP threads and ONNX Runtime's pool each keep
+spinning for up to ~20 ms, and with one contestant right after another on 2 cores, each would be timed against the
+other's spinning threads (measured: onnx-int8 2.3 -> 2.9 ms p50 and 8.7 ms p99, torch 14 -> 22 ms) instead of on
+its own. ``--pause`` sleeps (untimed) before each block; it is off by default here because the HNSW index and the
+model weights then start each block out of the CPU caches, which made every pipeline slower (Chroma's stage 4.9 ->
+6.3 ms p50) without changing the ratio (2.42x without, 2.44x with, same hour).
 
 - shortlist: ``Prefilter.search(question, k=50, mode="dense")`` with ``Encoder(backend=...)`` (query cache off);
 - LangChain: ``Chroma(embedding_function=HuggingFaceEmbeddings(model_name=<same local weights>))
@@ -48,6 +51,7 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--backends", default="onnx-int8,onnx")
     ap.add_argument("--block", type=int, default=20, help="queries per contestant per turn (see above)")
+    ap.add_argument("--pause", type=float, default=0.0, help="untimed seconds before each block (see above)")
     args = ap.parse_args()
     import chromadb
     from chromadb.config import Settings
@@ -105,12 +109,14 @@ def main() -> int:
     for start in range(0, len(questions), args.block):
         block = questions[start : start + args.block]
         theirs: list[set[tuple[str, int]]] = []
+        time.sleep(args.pause)  # let the previous contestant's threads stop spinning (not timed)
         for q in block:
             t = time.perf_counter()
             docs = retriever.invoke(q)
             times["langchain"].append((time.perf_counter() - t) * 1000)
             theirs.append({(d.metadata["source"], d.metadata["chunk"]) for d in docs})
         for b in encoders:
+            time.sleep(args.pause)
             for i, q in enumerate(block):
                 t = time.perf_counter()
                 result = prefilters[b].search(q, k=args.k, mode="dense")  # embed + Chroma top-k, as LangChain

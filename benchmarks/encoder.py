@@ -16,9 +16,11 @@ slows them alike; the median round is reported, and every figure also as a ratio
 - short text: sentences/s embedding the 300 SciFact test questions (batch 32);
 - passages: passages/s embedding 64 SciFact abstracts of 150-254 word pieces (batch 32);
 - query p50/p99: one ``embed_query`` (shortlist's query cache off) per question, contestants interleaved in blocks
-  of ``--block`` questions (20). Not query by query: after a call, torch's OpenMP threads and ONNX Runtime's pool
-  keep spinning for a few milliseconds, so on 2 cores each contestant would be timed against the previous one's
-  spin-down (measured: onnx-int8 2.3 -> 2.9 ms p50 and 8.7 ms p99; st-torch 14 -> 22 ms);
+  of ``--block`` questions (20), with an untimed ``--pause`` (0.1 s) before each block. After its last call,
+  torch's OpenMP threads and ONNX Runtime's pool keep spinning for up to ~20 ms, so on 2 cores a contestant that
+  starts right after another is timed against the other's spinning threads: query by query, onnx-int8 went
+  2.3 -> 2.9 ms p50 and 8.7 ms p99, st-torch 14 -> 22 ms; in blocks without the pause, the first ~10 queries of
+  each onnx-int8 block after another ONNX session's block took 2.0-5.0 ms instead of 1.6-1.8 (p50 2.1 vs 1.7);
 - fidelity: min / mean cosine of every vector above to st-torch's.
 
 Cold start and memory are measured in fresh subprocesses (``--cold-runs`` each, interleaved): seconds from
@@ -203,6 +205,7 @@ def main() -> int:
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--latency-queries", type=int, default=200)
     ap.add_argument("--block", type=int, default=20, help="latency: questions per contestant per turn")
+    ap.add_argument("--pause", type=float, default=0.1, help="latency: untimed seconds before each block (see above)")
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-concurrency", action="store_true")
@@ -241,6 +244,7 @@ def main() -> int:
     asked = questions[: args.latency_queries]
     for start in range(0, len(asked), args.block):
         for n in names:
+            time.sleep(args.pause)  # let the previous contestant's threads stop spinning (not timed)
             for q in asked[start : start + args.block]:
                 t = time.perf_counter()
                 fns[n][1](q)

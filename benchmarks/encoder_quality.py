@@ -13,7 +13,8 @@ HNSW approximation). A document ranks where its best chunk does. Printed per bac
   pre-filter's shortlist) that the backend's top-k also holds;
 - the cosine of each chunk vector to torch's (min / mean).
 
-Chunk vectors are cached in ``benchmarks/results/`` (keyed by backend), so a second run only searches.
+Chunk vectors are cached in ``benchmarks/results/`` (keyed by backend and ONNX export version), so a second run
+only searches.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from shortlist import Encoder
 from shortlist.evaluate import load_beir, ndcg_at_k
+from shortlist.onnx_export import EXPORT_VERSION
 from shortlist.text import clean_text, split_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +46,9 @@ def chunk_corpus(encoder: Encoder) -> tuple[list[str], list[str]]:
 
 
 def vectors(backend: str, texts: list[str], questions: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
-    cache = RESULTS / f"scifact-chunks-{backend}-{len(texts)}.npz"
+    # An ONNX backend's vectors depend on the exported graph too: a new export version is a new cache file.
+    version = "" if backend == "torch" else f"-v{EXPORT_VERSION}"
+    cache = RESULTS / f"scifact-chunks-{backend}{version}-{len(texts)}.npz"
     if cache.is_file():
         saved = np.load(cache)
         return saved["chunks"], saved["queries"], float(saved["seconds"])

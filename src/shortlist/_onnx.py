@@ -63,8 +63,10 @@ def default_threads() -> int:
 
 
 def make_session(path: Path, threads: int, *, save_optimized: Path | None = None) -> Any:
-    """An ONNX Runtime CPU session on ``path`` as the backends run it (``save_optimized``: write the graph ORT
-    optimised, for inspection)."""
+    """An ONNX Runtime CPU session on ``path``, set up as the backends run it.
+
+    ``save_optimized``: also write the graph ORT optimised there, for inspection (the tests use it).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
