@@ -75,6 +75,10 @@ def make_session(path: Path, threads: int, *, save_optimized: Path | None = None
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # The pool's threads spin while a run lasts (fast hand-offs between operators) but stop when it returns, so they
+    # do not hold a core for milliseconds afterwards while the caller searches Chroma or ranks (measured end to
+    # end: Chroma's stage 4.8 -> 4.4 ms p50, the whole query's p99 25 -> 16 ms; the query itself no slower).
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     if save_optimized is not None:
         options.optimized_model_filepath = str(save_optimized)
     return ort.InferenceSession(
