@@ -17,10 +17,11 @@ slows them alike; the median round is reported, and every figure also as a ratio
 - passages: passages/s embedding 64 SciFact abstracts of 150-254 word pieces (batch 32);
 - query p50/p99: one ``embed_query`` (shortlist's query cache off) per question, contestants interleaved in blocks
   of ``--block`` questions (20), with an untimed ``--pause`` (0.1 s) before each block. After its last call,
-  torch's OpenMP threads and ONNX Runtime's pool keep spinning for up to ~20 ms, so on 2 cores a contestant that
-  starts right after another is timed against the other's spinning threads: query by query, onnx-int8 went
-  2.3 -> 2.9 ms p50 and 8.7 ms p99, st-torch 14 -> 22 ms; in blocks without the pause, the first ~10 queries of
-  each onnx-int8 block after another ONNX session's block took 2.0-5.0 ms instead of 1.6-1.8 (p50 2.1 vs 1.7);
+  torch's OpenMP threads (and ONNX Runtime's pool, unless the session stops it as shortlist's sessions now do)
+  keep spinning for up to ~20 ms, so on 2 cores a contestant that starts right after another is timed against
+  the other's spinning threads: query by query, onnx-int8 went 2.3 -> 2.9 ms p50 and 8.7 ms p99, st-torch
+  14 -> 22 ms; in blocks without the pause, the first ~10 queries of each onnx-int8 block after another
+  (then spinning) ONNX session's block took 2.0-5.0 ms instead of 1.6-1.8 (p50 2.1 vs 1.7);
 - fidelity: min / mean cosine of every vector above to st-torch's.
 
 Cold start and memory are measured in fresh subprocesses (``--cold-runs`` each, interleaved): seconds from

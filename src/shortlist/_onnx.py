@@ -34,7 +34,8 @@ ENV_THREADS = "SHORTLIST_ONNX_THREADS"
 
 #: ORT graph fusions the session leaves out. Its CPU ``SkipLayerNormalization`` kernel is slower than the
 #: ``Add`` + ``LayerNormalization`` it would replace (it took 15% of the int8 time on passages, the pair 4%),
-#: and ``BiasGelu`` slower than ``Gelu`` (its bias then stays in the MatMul before it). Numerics are unchanged.
+#: and ``BiasGelu`` slower than ``Gelu`` (its bias then stays in the MatMul before it). The maths is the same:
+#: fp32 vectors match to ~1e-6; int8 ones shift slightly (rounding before the dynamic quantisation differs).
 #: (An unknown name is ignored by ORT; ``tests/integration/test_onnx.py`` checks the names still work.)
 DISABLED_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 
@@ -76,8 +77,9 @@ def make_session(path: Path, threads: int, *, save_optimized: Path | None = None
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     # The pool's threads spin while a run lasts (fast hand-offs between operators) but stop when it returns, so they
-    # do not hold a core for milliseconds afterwards while the caller searches Chroma or ranks (measured end to
-    # end: Chroma's stage 4.8 -> 4.4 ms p50, the whole query's p99 25 -> 16 ms; the query itself no slower).
+    # do not hold a core for milliseconds afterwards while the caller searches Chroma or ranks (an A/B run of
+    # benchmarks/e2e_query.py: Chroma's stage 4.8 -> 4.4 ms p50, the query's p99 25 -> 16 ms; the embedding itself
+    # no slower). The cost: 8 threads queuing unbatched queries wake the pool each time (int8 ~350 -> 324 q/s).
     options.add_session_config_entry("session.force_spinning_stop", "1")
     if save_optimized is not None:
         options.optimized_model_filepath = str(save_optimized)
@@ -135,7 +137,7 @@ class OnnxBackend:
         logger.debug("ONNX session on %s with %d threads", self.path, self.threads)
 
     def encode(
-        self, texts: Sequence[str], batch_size: int, tokenized: Sequence[Encoding | None] | None = None
+        self, texts: Sequence[str], batch_size: int, *, tokenized: Sequence[Encoding | None] | None = None
     ) -> NDArray[np.float32]:
         """Encode ``texts`` to an ``(n, dimension)`` float32 array of L2-normalised vectors, in input order.
 
@@ -148,8 +150,7 @@ class OnnxBackend:
         out = np.empty((n, self.dimension), dtype=np.float32)
         if n == 0:
             return out
-        encodings = self._tokenize(texts, tokenized)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+        encodings, lengths = self._tokenize(texts, tokenized)
         order = np.argsort(lengths, kind="stable")
         step = max(1, int(batch_size))
         for start in range(0, n, step):
@@ -159,6 +160,10 @@ class OnnxBackend:
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, j in enumerate(idx):
                 enc = encodings[j]
+                if tokenized is not None and tokenized[j] is not None:
+                    # Special tokens and truncation are added per batch, so a large call never holds two
+                    # tokenised copies of every text at once.
+                    enc = self._tokenizer.post_process(enc)
                 ids[row, : len(enc.ids)] = enc.ids
                 mask[row, : len(enc.ids)] = 1
             out[idx] = self._run(ids, mask)
@@ -167,16 +172,34 @@ class OnnxBackend:
         normalised: NDArray[np.float32] = (out / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
         return normalised
 
-    def _tokenize(self, texts: Sequence[str], tokenized: Sequence[Encoding | None] | None) -> list[Encoding]:
+    def _tokenize(
+        self, texts: Sequence[str], tokenized: Sequence[Encoding | None] | None
+    ) -> tuple[list[Encoding], NDArray[np.int64]]:
+        """Each text's encoding and its length with special tokens, in input order.
+
+        A given (``tokenized``) encoding is returned as it is, without special tokens: :meth:`encode` post-processes
+        it when its batch is built, and its length here already counts the special tokens and the truncation.
+        """
         tok = self._tokenizer
         if tokenized is None:
-            return tok.encode_batch(list(texts))
+            encodings = tok.encode_batch(list(texts))
+            return encodings, np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         if len(tokenized) != len(texts):
             msg = f"tokenized has {len(tokenized)} entries for {len(texts)} texts."
             raise ValueError(msg)
         missing = [i for i, e in enumerate(tokenized) if e is None]
         fresh = dict(zip(missing, tok.encode_batch([texts[i] for i in missing]), strict=True)) if missing else {}
-        return [fresh[i] if e is None else tok.post_process(e) for i, e in enumerate(tokenized)]
+        special = tok.num_special_tokens_to_add(False)
+        out: list[Encoding] = []
+        lengths = np.empty(len(texts), dtype=np.int64)
+        for i, e in enumerate(tokenized):
+            if e is None:
+                out.append(fresh[i])
+                lengths[i] = len(fresh[i].ids)
+            else:
+                out.append(e)
+                lengths[i] = min(len(e.ids) + special, self.max_seq_length)
+        return out, lengths
 
     def _run(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
         feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}

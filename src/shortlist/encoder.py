@@ -61,7 +61,7 @@ class EncoderBackend(Protocol):
     """What a backend does: turn texts that fit the model's window into L2-normalised float32 vectors."""
 
     def encode(
-        self, texts: Sequence[str], batch_size: int, tokenized: Sequence[Encoding | None] | None = None
+        self, texts: Sequence[str], batch_size: int, *, tokenized: Sequence[Encoding | None] | None = None
     ) -> Matrix:
         """Encode ``texts`` (each within the model's window) to an ``(n, dimension)`` float32 array, L2 normalised.
 
@@ -78,7 +78,7 @@ class _TorchBackend:
         self.model = model
 
     def encode(
-        self, texts: Sequence[str], batch_size: int, tokenized: Sequence[Encoding | None] | None = None
+        self, texts: Sequence[str], batch_size: int, *, tokenized: Sequence[Encoding | None] | None = None
     ) -> Matrix:
         del tokenized  # sentence-transformers tokenises with its own (transformers) tokenizer
         out = self.model.encode(
@@ -432,6 +432,9 @@ class Encoder:
         tok = self.tokenizer
         limit = self.max_text_tokens
         encodings = tok.encode_batch(texts, add_special_tokens=False)
+        # The backend may reuse these word pieces, unless someone has set padding or truncation on the shared
+        # tokenizer (then its encodings are not the plain text's, and the backend tokenises again).
+        reusable = tok.padding is None and tok.truncation is None
         pieces: list[str] = []
         tokenized: list[Encoding | None] = []  # the text's word pieces when it is embedded whole
         owners: list[int] = []  # which input each piece belongs to
@@ -440,7 +443,7 @@ class Encoder:
             count = len(encoding.ids)
             if count <= limit:
                 pieces.append(text)
-                tokenized.append(encoding)
+                tokenized.append(encoding if reusable else None)
                 owners.append(i)
                 weights.append(max(count, 1))
                 continue
@@ -467,7 +470,7 @@ class Encoder:
                 weights.append(len(tok.encode(window, add_special_tokens=False).ids))
         backend = self._get_backend()
         with self._infer_lock:
-            vectors = backend.encode(pieces, batch_size, tokenized)
+            vectors = backend.encode(pieces, batch_size, tokenized=tokenized)
         if len(pieces) == len(texts):
             return vectors
         pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)

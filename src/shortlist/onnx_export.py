@@ -2,12 +2,13 @@
 
 The ONNX files are made here, from the local weights, by the project's own code: nothing is downloaded. The
 export runs once (on first use of an ONNX backend, or by ``shortlist export``) and the result is kept in
-``<user cache>/onnx/<first 16 hex digits of the weights' sha256>/``:
+``<user cache>/onnx/<first 16 hex digits of the weights' sha256>/v<EXPORT_VERSION>/``:
 
 - ``model.onnx``: the BERT encoder + mean pooling over the attention mask + L2 normalisation, exported with
   PyTorch's TorchScript exporter (``torch.onnx.export(..., dynamo=False)``: no ``onnxscript`` needed), then fused
-  by ONNX Runtime's transformer optimiser (``EmbedLayerNormalization``, ``Attention``, ``SkipLayerNormalization``,
-  ``BiasGelu``). It reproduces sentence-transformers to cosine >= 0.99999.
+  by ONNX Runtime's transformer optimiser (``EmbedLayerNormalization``, ``Attention``; not
+  ``SkipLayerNormalization`` or ``BiasGelu``, whose CPU kernels are slower: see :func:`_fuse`). It reproduces
+  sentence-transformers to cosine >= 0.99999.
 - ``model-int8.onnx``: the same graph with the MatMul and Attention weights dynamically quantised to int8
   (per channel; activations quantised at run time) by ``onnxruntime.quantization``; embeddings stay float32.
 
@@ -305,7 +306,8 @@ def _fuse(raw: Path, out: Path, *, num_heads: int, hidden: int) -> None:
 def _verify(path: Path, module: Any, torch: Any) -> None:
     """Run the exported file against the PyTorch module on a padded batch; refuse a graph that drifts."""
     import numpy as np
-    import onnxruntime as ort
+
+    from shortlist._onnx import make_session
 
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 20000, (3, 37), generator=gen, dtype=torch.long)
@@ -315,7 +317,7 @@ def _verify(path: Path, module: Any, torch: Any) -> None:
     types = torch.zeros(3, 37, dtype=torch.long)
     with torch.no_grad():
         expected = module(ids, mask, types).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = make_session(path, 1)  # the graph the backends will run, ORT's optimisations included
     got = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": types.numpy()})
     cosine = float(np.min(np.sum(np.asarray(got[0]) * expected, axis=1)))
     if cosine < 0.9999:

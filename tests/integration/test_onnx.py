@@ -293,10 +293,28 @@ def test_reusing_the_callers_tokens_gives_the_same_vectors() -> None:
     enc = _encoder("onnx")
     backend = enc._get_backend()
     texts = [clean_text(t) for t in TEXTS if enc.count_tokens(t) <= enc.max_text_tokens]  # as embed_documents
+    words = " ".join(f"w{i}" for i in range(300))
+    exactly = enc.tokenizer.decode(enc.tokenizer.encode(words, add_special_tokens=False).ids[: enc.max_text_tokens])
+    assert enc.count_tokens(exactly) == enc.max_text_tokens  # the longest text that is embedded whole
+    texts += ["[CLS] special tokens written in the text [SEP] [PAD]", exactly]
     plain = enc.tokenizer.encode_batch(texts, add_special_tokens=False)
     tokenized = [None if i % 3 == 1 else e for i, e in enumerate(plain)]  # some given, some not
     fresh = backend.encode(texts, 4)
-    np.testing.assert_array_equal(backend.encode(texts, 4, tokenized), fresh)
+    np.testing.assert_array_equal(backend.encode(texts, 4, tokenized=tokenized), fresh)
     np.testing.assert_array_equal(enc.embed_documents(texts, batch_size=4), fresh)
     with pytest.raises(ValueError, match="entries"):
-        backend.encode(texts, 4, tokenized[:-1])
+        backend.encode(texts, 4, tokenized=tokenized[:-1])
+
+
+@pytest.mark.usefixtures("onnx_files")
+def test_padding_set_on_the_shared_tokenizer_does_not_leak_into_vectors() -> None:
+    """Someone enables padding on the encoder's tokenizer: its encodings are then not reused, vectors stay right."""
+    enc = _encoder("onnx")
+    texts = ["a short question", "a somewhat longer question about the boiling point of water"]
+    before = enc.embed_documents(texts)
+    enc.tokenizer.enable_padding(length=64)
+    try:
+        after = enc.embed_documents(texts)
+    finally:
+        enc.tokenizer.no_padding()
+    np.testing.assert_allclose(after, before, atol=1e-6)
