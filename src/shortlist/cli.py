@@ -430,7 +430,7 @@ def format_shortlist(result: Shortlist, *, width: int | None = None) -> str:
         sources = [str(h.metadata.get("source", h.id)) for h in result.hits]
         src_w = min(max(len("source"), *(len(s) for s in sources)), 36)
         snip_w = max(width - (4 + 2 + 6 + 2 + src_w + 2), 20)
-        lines.append(f"{'#':>4}  {'score':>6}  {'source':<{src_w}}  snippet")
+        lines.append(f"{'#':>4}  {'cosine':>6}  {'source':<{src_w}}  snippet")
         for hit, source in zip(result.hits, sources, strict=True):
             score = "   n/a" if hit.score is None else f"{hit.score:6.3f}"
             src = source if len(source) <= src_w else "…" + source[-(src_w - 1) :]

@@ -159,7 +159,7 @@ def test_query_table(indexed: Result, db: Path) -> None:
     result = run("query", "how do I catch two exceptions at once?", "--collection", "notes", "--db", str(db), "-k", "2")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["#", "score", "source", "snippet"]
+    assert lines[0].split() == ["#", "cosine", "source", "snippet"]
     assert lines[1].split()[0] == "1" and "python.md" in lines[1]
     assert lines[-1].startswith("searched ") and "tokens" in lines[-1] and "saved" in lines[-1] and "ms" in lines[-1]
     assert len(lines) == 4
