@@ -436,7 +436,7 @@ class Encoder:
         # tokenizer (then its encodings are not the plain text's, and the backend tokenises again).
         reusable = tok.padding is None and tok.truncation is None
         pieces: list[str] = []
-        tokenized: list[Encoding | None] = []  # the text's word pieces when it is embedded whole
+        tokenized: list[Encoding | None] = []  # each piece's word pieces, for the backend to reuse
         owners: list[int] = []  # which input each piece belongs to
         weights: list[int] = []
         for i, (text, encoding) in enumerate(zip(texts, encodings, strict=True)):
@@ -464,10 +464,11 @@ class Encoder:
                     )
                     warnings.warn(msg, UserWarning, stacklevel=4)
             for window in windows:
+                window_encoding = tok.encode(window, add_special_tokens=False)
                 pieces.append(window)
-                tokenized.append(None)
+                tokenized.append(window_encoding if reusable else None)
                 owners.append(i)
-                weights.append(len(tok.encode(window, add_special_tokens=False).ids))
+                weights.append(len(window_encoding.ids))
         backend = self._get_backend()
         with self._infer_lock:
             vectors = backend.encode(pieces, batch_size, tokenized=tokenized)
