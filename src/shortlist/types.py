@@ -47,6 +47,17 @@ class Hit:
             msg = f"Hit.rank is 1-based, got {self.rank}."
             raise InputError(msg)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as plain JSON-ready data: rank, id, score (6 decimals), source, text and metadata."""
+        return {
+            "rank": self.rank,
+            "id": self.id,
+            "score": None if self.score is None else round(float(self.score), 6),
+            "source": str(self.metadata.get("source", self.id)),
+            "text": self.text,
+            "metadata": dict(self.metadata.items()),
+        }
+
 
 @dataclass(frozen=True)
 class SearchStats:
@@ -99,3 +110,23 @@ class Shortlist:
     def texts(self) -> list[str]:
         """The hits' texts, best first."""
         return [hit.text for hit in self.hits]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shortlist as plain JSON-ready data (the shape of ``shortlist query --json``).
+
+        Returns:
+            ``{"query", "hits": [Hit.to_dict(), ...], "stats": {...}}``; scores, shares and timings rounded.
+        """
+        stats = self.stats
+        return {
+            "query": self.query,
+            "hits": [hit.to_dict() for hit in self.hits],
+            "stats": {
+                "chunks_total": stats.chunks_total,
+                "candidates": stats.candidates,
+                "corpus_tokens": stats.corpus_tokens,
+                "kept_tokens": stats.kept_tokens,
+                "saved_share": round(stats.saved_share, 6),
+                "timings_ms": {k: round(float(v), 3) for k, v in stats.timings_ms.items()},
+            },
+        }
