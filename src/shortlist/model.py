@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from shortlist._io import atomic_write
 from shortlist.config import DEFAULT_MODEL, ENV_MODEL, user_cache_dir
 from shortlist.errors import MissingDependencyError, ModelNotFoundError
 
@@ -176,10 +177,7 @@ def weights_sha256(path: Path) -> str:
         digest = sha.hexdigest()
         cached[entry] = digest
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cached))
-            tmp.replace(cache_file)
+            atomic_write(cache_file, json.dumps(cached))
         except OSError:
             pass  # a read-only home only costs a re-hash next time
     with _hash_lock:

@@ -14,8 +14,8 @@ export runs once (on first use of an ONNX backend, or by ``shortlist export``) a
 
 Only the export imports torch and transformers, and only when the file is missing: checking for and loading a
 cached file needs onnxruntime and the standard library. Files are written to a temporary name in the same folder
-and moved into place with :func:`os.replace`, under a lock file, so two processes exporting at once neither
-corrupt the cache nor both do the work.
+and moved into place with :func:`os.replace` (:mod:`shortlist._io`), under a lock file, so two processes
+exporting at once neither corrupt the cache nor both do the work.
 
 Example:
     ```python
@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shortlist._io import atomic_path, atomic_write, file_lock
 from shortlist.config import user_cache_dir
 from shortlist.errors import ConfigError, MissingDependencyError, ModelNotFoundError
 from shortlist.model import read_config
@@ -131,11 +132,11 @@ def export_onnx(
     target = onnx_model_path(path, quantized=quantized)
     if target.is_file() and not force:
         return target
-    # The int8 file is made from the float32 one: export that first, outside the lock (flock is per open file, so
+    # The int8 file is made from the float32 one: export that first, outside the lock (the lock is per open file, so
     # taking it again from a nested call in this process would wait for ever).
     fp32 = export_onnx(path, quantized=False, force=force) if quantized else None
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / ".export.lock"):
+    with file_lock(target.parent / ".export.lock"):
         # Another process may have finished the same export while this one waited for the lock.
         if target.is_file() and not force:
             return target
@@ -150,33 +151,11 @@ def export_onnx(
 
 
 # ---------------------------------------------------------------------------------------------------- internals
-@contextlib.contextmanager
-def _file_lock(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock between processes (``fcntl``; on platforms without it, no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: atomic replace still keeps the cache consistent
-        yield
-        return
-    with lock_path.open("a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def _temp_path(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".onnx.tmp", dir=target.parent)
+    """A scratch file beside ``target`` (never moved into place; the caller removes it)."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".raw.onnx.tmp", dir=target.parent)
     os.close(fd)
     return Path(name)
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    with tmp.open("rb+") as fh:
-        os.fsync(fh.fileno())
-    tmp.chmod(0o644)  # mkstemp makes 0600 files; the cache is readable like any other
-    os.replace(tmp, target)
 
 
 def _check_pooling(model_dir: Path) -> None:
@@ -249,28 +228,29 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     dynamic = {name: {0: "batch", 1: "sequence"} for name in _INPUTS}
     dynamic[_OUTPUT] = {0: "batch"}
     raw = _temp_path(target)
-    fused = _temp_path(target)
     try:
-        with _quiet(), torch.no_grad():
-            torch.onnx.export(
-                wrapped,
-                (ids, mask, types),
-                str(raw),
-                input_names=list(_INPUTS),
-                output_names=[_OUTPUT],
-                dynamic_axes=dynamic,
-                opset_version=_OPSET,
-                do_constant_folding=True,
-                dynamo=False,
+        with atomic_path(target, suffix=".onnx.tmp") as fused:
+            with _quiet(), torch.no_grad():
+                torch.onnx.export(
+                    wrapped,
+                    (ids, mask, types),
+                    str(raw),
+                    input_names=list(_INPUTS),
+                    output_names=[_OUTPUT],
+                    dynamic_axes=dynamic,
+                    opset_version=_OPSET,
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+            _fuse(
+                raw,
+                fused,
+                num_heads=int(config.get("num_attention_heads", 12)),
+                hidden=int(config.get("hidden_size", 384)),
             )
-        _fuse(
-            raw, fused, num_heads=int(config.get("num_attention_heads", 12)), hidden=int(config.get("hidden_size", 384))
-        )
-        _verify(fused, wrapped, torch)
-        _move_into_place(fused, target)
+            _verify(fused, wrapped, torch)
     finally:
-        for tmp in (raw, fused):
-            tmp.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)
 
 
 def _fuse(raw: Path, out: Path, *, num_heads: int, hidden: int) -> None:
@@ -332,21 +312,16 @@ def _quantize(fp32: Path, target: Path) -> None:
     except ImportError as exc:
         msg = "Quantising the ONNX model needs the `onnx` package: `pip install 'shortlist[onnx]'`."
         raise MissingDependencyError(msg) from exc
-    tmp = _temp_path(target)
-    try:
-        with _quiet():
-            quantize_dynamic(
-                str(fp32),
-                str(tmp),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                # The embedding tables stay float32: quantising them saves 35 MB but costs fidelity on short text.
-                op_types_to_quantize=["MatMul", "Attention"],
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        _move_into_place(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(target, suffix=".onnx.tmp") as tmp, _quiet():
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # The embedding tables stay float32: quantising them saves 35 MB but costs fidelity on short text.
+            op_types_to_quantize=["MatMul", "Attention"],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
 
 def _write_manifest(folder: Path, model_dir: Path) -> None:
@@ -359,12 +334,8 @@ def _write_manifest(folder: Path, model_dir: Path) -> None:
         import torch
 
         info["torch"] = torch.__version__
-    tmp = folder / f".manifest.{os.getpid()}.tmp"
-    try:
-        tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
-        os.replace(tmp, folder / "manifest.json")
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        atomic_write(folder / "manifest.json", json.dumps(info, indent=2))
 
 
 @contextlib.contextmanager
