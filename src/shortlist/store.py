@@ -76,6 +76,7 @@ __all__ = [
     "ChunkStore",
     "StoredChunk",
     "chunk_id",
+    "open_client",
     "restore_metadata",
     "sanitize_metadata",
 ]
@@ -316,6 +317,52 @@ def _settings() -> Any:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
+def open_client(path: str | Path | None = None, *, host: str | None = None, port: int | None = None) -> ClientAPI:
+    """Open a Chroma client: the one place in shortlist that does (always with telemetry off).
+
+    Args:
+        path: Folder of an embedded database (created if missing). Default when ``host`` is not given:
+            ``SHORTLIST_CHROMA_PATH``, else ``<SHORTLIST_HOME>/chroma``.
+        host: Host of a Chroma server (``chroma run``) instead of a folder.
+        port: Port of that server (default 8000).
+
+    Returns:
+        A ``chromadb`` ``PersistentClient`` or ``HttpClient``.
+
+    Raises:
+        ConfigError: if both ``path`` and ``host`` are given, or ``port`` without ``host``.
+        StoreError: if the folder cannot be opened or the server cannot be reached.
+    """
+    if path is not None and host is not None:
+        msg = "Give only one of 'path' or 'host' for a Chroma client; got both."
+        raise ConfigError(msg)
+    if port is not None and host is None:
+        msg = "'port' needs 'host' (a Chroma server); for an embedded database give 'path'."
+        raise ConfigError(msg)
+    chromadb = _import_chromadb()
+    folder: Path | None = None
+    try:
+        if host is not None:
+            return chromadb.HttpClient(host=host, port=port or 8000, settings=_settings())  # type: ignore[no-any-return]
+        folder = resolve_chroma_path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(folder), settings=_settings())  # type: ignore[no-any-return]
+    except Exception as exc:
+        where = f"{host}:{port or 8000}" if host is not None else str(folder if folder is not None else path)
+        msg = f"Could not open Chroma at {where}: {exc}. Is the folder writable / the server running?"
+        raise StoreError(msg) from exc
+
+
+def _existing_client(path: str | Path | None, host: str | None, port: int | None) -> ClientAPI | None:
+    """A client for an existing database; ``None`` for an embedded folder that is missing or empty (not created)."""
+    if host is None:
+        folder = resolve_chroma_path(path)
+        if not folder.is_dir() or not any(folder.iterdir()):
+            return None
+        return open_client(folder)
+    return open_client(host=host, port=port)
+
+
 def _chroma_errors() -> tuple[type[BaseException], ...]:
     from chromadb.errors import ChromaError
 
@@ -383,23 +430,16 @@ class ChunkStore:
         self.path: Path | None = None
         self.host = host
         self.port = port
-        chromadb = _import_chromadb()
-        try:
-            if client is not None:
-                self.client: ClientAPI = client
-                self.kind = "client"
-            elif host is not None:
-                self.client = chromadb.HttpClient(host=host, port=port or 8000, settings=_settings())
-                self.kind = "server"
-            else:
-                self.path = resolve_chroma_path(path)
-                self.path.mkdir(parents=True, exist_ok=True)
-                self.client = chromadb.PersistentClient(path=str(self.path), settings=_settings())
-                self.kind = "embedded"
-        except Exception as exc:
-            where = f"{host}:{port or 8000}" if host is not None else str(self.path)
-            msg = f"Could not open Chroma at {where}: {exc}. Is the folder writable / the server running?"
-            raise StoreError(msg) from exc
+        if client is not None:
+            self.client: ClientAPI = client
+            self.kind = "client"
+        elif host is not None:
+            self.client = open_client(host=host, port=port)
+            self.kind = "server"
+        else:
+            self.path = resolve_chroma_path(path)
+            self.client = open_client(self.path)
+            self.kind = "embedded"
         self.name = collection
         self._lock = threading.RLock()
         self._fields: set[str] | None = None
@@ -431,6 +471,74 @@ class ChunkStore:
         store = cls(collection, client=client, encoder=encoder)
         store.kind = "memory"
         return store
+
+    @staticmethod
+    def list_collections(
+        *, path: str | Path | None = None, host: str | None = None, port: int | None = None
+    ) -> dict[str, int]:
+        """The collections of a Chroma database with their chunk counts, sorted by name.
+
+        An embedded folder that does not exist (or is empty) has none, and is not created.
+
+        Args:
+            path: Folder of an embedded database (default as for :func:`open_client`).
+            host: Host of a Chroma server instead.
+            port: Port of that server (default 8000).
+
+        Returns:
+            ``{name: count}``; empty when there is no database yet.
+
+        Raises:
+            ConfigError: for both ``path`` and ``host``, or ``port`` without ``host``.
+            StoreError: if Chroma cannot be opened or read.
+        """
+        if path is not None and host is not None:
+            msg = "Give only one of 'path' or 'host' for a Chroma client; got both."
+            raise ConfigError(msg)
+        client = _existing_client(path, host, port)
+        if client is None:
+            return {}
+        sizes: dict[str, int] = {}
+        try:
+            for col in client.list_collections():
+                name = col if isinstance(col, str) else col.name
+                sizes[name] = client.get_collection(name, embedding_function=None).count()
+        except Exception as exc:
+            msg = f"Chroma could not list its collections: {exc}"
+            raise StoreError(msg) from exc
+        return dict(sorted(sizes.items()))
+
+    @staticmethod
+    def drop_collection(
+        name: str, *, path: str | Path | None = None, host: str | None = None, port: int | None = None
+    ) -> bool:
+        """Delete a whole collection (its chunks, vectors and metadata) if it exists.
+
+        Args:
+            name: The collection.
+            path: Folder of an embedded database (default as for :func:`open_client`; a missing folder is not
+                created).
+            host: Host of a Chroma server instead.
+            port: Port of that server (default 8000).
+
+        Returns:
+            Whether a collection was deleted.
+
+        Raises:
+            StoreError: if Chroma cannot be opened or refuses.
+        """
+        client = _existing_client(path, host, port)
+        if client is None:
+            return False
+        try:
+            names = [c if isinstance(c, str) else c.name for c in client.list_collections()]
+            if name not in names:
+                return False
+            client.delete_collection(name)
+        except Exception as exc:
+            msg = f"Chroma could not delete collection {name!r}: {exc}"
+            raise StoreError(msg) from exc
+        return True
 
     # ------------------------------------------------------------------ opening
     def _expected_metadata(self) -> dict[str, Any]:
@@ -758,21 +866,75 @@ class ChunkStore:
                 found[id_] = _stored(id_, docs[i], res["metadatas"][i], None, embs[i])
         return [found[i] for i in wanted if i in found]
 
+    def iter_ids(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        page: int = _READ_PAGE,
+    ) -> Iterator[list[str]]:
+        """The ids of every stored chunk (matching the filters), a page at a time, in Chroma's order.
+
+        Args:
+            where: A metadata filter (Chroma syntax), or ``None`` for all chunks.
+            where_document: A filter on the text (``{"$contains": "..."}``), or ``None``.
+            page: Ids per page (per request to Chroma).
+
+        Yields:
+            Lists of at most ``page`` ids.
+
+        Raises:
+            InputError: for a filter Chroma refuses.
+            StoreError: if Chroma cannot be read.
+        """
+        offset = 0
+        while True:
+            res = self._get(
+                where=dict(where) if where else None,
+                where_document=dict(where_document) if where_document else None,
+                include=[],
+                limit=page,
+                offset=offset,
+            )
+            found = list(res["ids"])
+            if found:
+                yield found
+            if len(found) < page:
+                return
+            offset += len(found)
+
+    def ids(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        page: int = _READ_PAGE,
+    ) -> list[str]:
+        """The ids of every stored chunk (matching the filters), in Chroma's order (see :meth:`iter_ids`)."""
+        return [id_ for part in self.iter_ids(where=where, where_document=where_document, page=page) for id_ in part]
+
     def iter_chunks(
         self,
         *,
         where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
         include_text: bool = True,
         include_embeddings: bool = False,
         page: int = _READ_PAGE,
     ) -> Iterator[list[StoredChunk]]:
-        """Read every chunk (matching ``where``), a page at a time."""
+        """Read every chunk (matching ``where`` and ``where_document``), a page at a time."""
         include = (
             ["metadatas"] + (["documents"] if include_text else []) + (["embeddings"] if include_embeddings else [])
         )
         offset = 0
         while True:
-            res = self._get(where=dict(where) if where else None, include=include, limit=page, offset=offset)
+            res = self._get(
+                where=dict(where) if where else None,
+                where_document=dict(where_document) if where_document else None,
+                include=include,
+                limit=page,
+                offset=offset,
+            )
             n = len(res["ids"])
             if n == 0:
                 return

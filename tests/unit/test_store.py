@@ -210,6 +210,48 @@ def test_iter_chunks_pages_through_everything(store: ChunkStore) -> None:
     assert len({c.id for p in pages for c in p}) == 25
 
 
+def test_ids_page_through_everything_and_follow_both_filters(store: ChunkStore) -> None:
+    recs = records(12, "a", {"lang": "en"}) + records(13, "b", {"lang": "de"})
+    store.upsert(recs, unit_vectors(25))
+    pages = list(store.iter_ids(page=10))
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert store.ids() == [i for p in pages for i in p]
+    assert sorted(store.ids(page=7)) == sorted(r.id for r in recs)
+    assert sorted(store.ids(where={"lang": "de"}, page=4)) == sorted(r.id for r in recs if r.source == "b")
+    assert store.ids(where_document={"$contains": "chunk 3 of a"}) == [recs[3].id]
+    assert store.ids(where={"lang": "de"}, where_document={"$contains": "chunk 3 of a"}) == []
+    assert list(ChunkStore.in_memory("empty-ids", encoder=store.encoder).iter_ids()) == []
+    with pytest.raises(InputError, match="Invalid request"):
+        store.ids(where={"lang": {"$nope": 1}})
+
+
+def test_list_and_drop_collections_without_creating_a_database(enc: Encoder, tmp_path) -> None:
+    db = tmp_path / "db"
+    assert ChunkStore.list_collections(path=db) == {}
+    assert ChunkStore.drop_collection("abc", path=db) is False
+    assert not db.exists()  # reading an absent database does not create one
+    ChunkStore("second", path=db, encoder=enc).upsert(records(3), unit_vectors(3))
+    ChunkStore("first", path=db, encoder=enc)
+    assert ChunkStore.list_collections(path=db) == {"first": 0, "second": 3}
+    assert ChunkStore.drop_collection("second", path=db) is True
+    assert ChunkStore.drop_collection("second", path=db) is False
+    assert ChunkStore.list_collections(path=db) == {"first": 0}
+    with pytest.raises(ConfigError, match="only one"):
+        ChunkStore.list_collections(path=db, host="127.0.0.1")
+
+
+def test_open_client_is_the_one_factory(tmp_path) -> None:
+    from shortlist.store import open_client
+
+    client = open_client(tmp_path / "made")
+    assert (tmp_path / "made").is_dir()
+    assert client.list_collections() == []
+    with pytest.raises(ConfigError, match="'port' needs 'host'"):
+        open_client(port=8000)
+    with pytest.raises(ConfigError, match="only one"):
+        open_client(tmp_path, host="127.0.0.1")
+
+
 # ------------------------------------------------------------------------------------------ opening
 def test_in_memory_stores_are_private(enc: Encoder) -> None:
     a = ChunkStore.in_memory("same-name", encoder=enc)
