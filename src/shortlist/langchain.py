@@ -51,7 +51,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by te
     )
     raise MissingDependencyError(_msg) from exc
 
-__all__ = ["MiniLMEmbeddings", "ShortlistRetriever", "hit_to_document"]
+from shortlist._langchain_vectorstore import ShortlistVectorStore
+
+__all__ = ["MiniLMEmbeddings", "ShortlistRetriever", "ShortlistVectorStore", "hit_to_document"]
 
 logger = logging.getLogger(__name__)
 
