@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_MODE",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_COLLECTION",
     "DEFAULT_K",
     "DEFAULT_MODEL",
     "ENV_BACKEND",
@@ -47,6 +48,8 @@ DEFAULT_BACKEND: Backend = "onnx"
 DEFAULT_MODE: SearchMode = "hybrid"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_K = 4
+#: The Chroma collection a store, the pre-filter, the CLI and the server use when none is named.
+DEFAULT_COLLECTION = "shortlist"
 DEFAULT_QUERY_CACHE_SIZE = 1024
 
 ENV_MODEL = "SHORTLIST_MODEL"

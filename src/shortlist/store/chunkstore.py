@@ -1,0 +1,373 @@
+"""ChunkStore: the one class that reads and writes a collection's chunks, vectors and metadata in Chroma.
+
+It builds on the rooms of :mod:`shortlist.store`: :mod:`~shortlist.store.client` opens the client,
+:mod:`~shortlist.store.contract` opens the collection and guards its model, :mod:`~shortlist.store.metadata`
+sanitises metadata and keeps the field registry, :mod:`~shortlist.store.accounting` keeps the count and the token
+tally, :mod:`~shortlist.store.records` holds the chunks' types. What is left here is the paging: Chroma's SQLite
+refuses very large ``IN`` lists, so every read and delete goes a page at a time, every write a batch at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shortlist.config import DEFAULT_COLLECTION, resolve_chroma_path
+from shortlist.errors import ConfigError, InputError, StoreError
+from shortlist.store import client as _client
+from shortlist.store.accounting import CountCache, TokenTally
+from shortlist.store.contract import ModelContract
+from shortlist.store.metadata import KEY_SOURCE, KEY_TOKENS, FieldRegistry
+from shortlist.store.reading import READ_PAGE, PagedReads
+from shortlist.store.records import ChunkRecord, StoredChunk, stored_chunk
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+    from shortlist.encoder import Encoder
+
+__all__ = ["ChunkStore"]
+
+
+class ChunkStore(PagedReads):
+    """Chunks of text with their vectors and metadata in one Chroma collection (cosine space).
+
+    Args:
+        collection: The collection's name (3-512 characters of ``[a-zA-Z0-9._-]``). Default ``"shortlist"``.
+        path: Folder of an embedded database. Default (when neither ``host`` nor ``client`` is given):
+            ``SHORTLIST_CHROMA_PATH``, else ``<SHORTLIST_HOME>/chroma``.
+        host: Host of a Chroma server (``chroma run``); ``port`` defaults to 8000.
+        port: Port of that server.
+        client: A Chroma client you built (``chromadb.PersistentClient``, ``HttpClient``, ``EphemeralClient``).
+        encoder: The encoder whose vectors go in; default :meth:`Encoder.shared() <shortlist.encoder.Encoder.shared>`.
+            Only its model name and dimension are read here: opening a store does not load the weights.
+
+    Raises:
+        ConfigError: if more than one of ``path``, ``host``, ``client`` is given, or the name is not valid.
+        EmbeddingModelMismatchError: if the collection was built with another model or dimension, or not with
+            the cosine space.
+        StoreError: if Chroma cannot be reached or refuses to open the collection.
+
+    Example:
+        ```python
+        import numpy as np
+        from shortlist.store import ChunkRecord, ChunkStore
+
+        store = ChunkStore.in_memory("example")
+        rec = ChunkRecord(source="doc-1", chunk=0, text="Cats sleep a lot.", tokens=5, metadata={"lang": "en"})
+        vec = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
+        print(store.upsert([rec], vec))
+        # 1
+        print(store.count(), store.get([rec.id])[0].metadata)
+        # 1 {'lang': 'en', 'source': 'doc-1', 'chunk': 0}
+        ```
+    """
+
+    def __init__(
+        self,
+        collection: str = DEFAULT_COLLECTION,
+        *,
+        path: str | Path | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        client: ClientAPI | None = None,
+        encoder: Encoder | None = None,
+    ) -> None:
+        given = [name for name, value in (("path", path), ("host", host), ("client", client)) if value is not None]
+        if len(given) > 1:
+            msg = f"Give only one of 'path', 'host' or 'client' for a ChunkStore; got {', '.join(given)}."
+            raise ConfigError(msg)
+        if port is not None and host is None:
+            msg = "'port' needs 'host' (a Chroma server); for an embedded database give 'path'."
+            raise ConfigError(msg)
+        if encoder is None:
+            from shortlist.encoder import Encoder
+
+            encoder = Encoder.shared()
+        self.encoder = encoder
+        self.model_name: str = encoder.model_name
+        self.dimension: int = int(encoder.dimension)
+        self.path: Path | None = None
+        self.host = host
+        self.port = port
+        if client is not None:
+            self.client: ClientAPI = client
+            self.kind = "client"
+        elif host is not None:
+            self.client = _client.open_client(host=host, port=port)
+            self.kind = "server"
+        else:
+            self.path = resolve_chroma_path(path)
+            self.client = _client.open_client(self.path)
+            self.kind = "embedded"
+        self.name = collection
+        self._lock = threading.RLock()
+        self._contract = ModelContract(self.model_name, self.dimension)
+        self._tokens = TokenTally()
+        self._count = CountCache()
+        self.collection: Collection = self._contract.open_collection(self.client, collection)
+        self._fields = FieldRegistry(self.client, self.collection, self._lock)
+        try:
+            self.max_batch_size = int(self.client.get_max_batch_size())
+        except Exception:  # pragma: no cover - every 1.x client has it
+            self.max_batch_size = 5000
+        if self.max_batch_size <= 0:
+            self.max_batch_size = 5000
+
+    @classmethod
+    def in_memory(cls, collection: str = DEFAULT_COLLECTION, *, encoder: Encoder | None = None) -> ChunkStore:
+        """A store in memory only, in a private Chroma database of its own (two in-memory stores never share).
+
+        Raises:
+            StoreError: if Chroma cannot create the database.
+        """
+        store = cls(collection, client=_client.memory_client(), encoder=encoder)
+        store.kind = "memory"
+        return store
+
+    @staticmethod
+    def list_collections(
+        *, path: str | Path | None = None, host: str | None = None, port: int | None = None
+    ) -> dict[str, int]:
+        """The collections of a Chroma database with their chunk counts, sorted by name (``{}`` if none yet).
+
+        An embedded folder that does not exist (or is empty) is not created. See
+        :func:`shortlist.store.client.list_collections`.
+
+        Raises:
+            ConfigError: for both ``path`` and ``host``, or ``port`` without ``host``.
+            StoreError: if Chroma cannot be opened or read.
+        """
+        return _client.list_collections(path=path, host=host, port=port)
+
+    @staticmethod
+    def drop_collection(
+        name: str, *, path: str | Path | None = None, host: str | None = None, port: int | None = None
+    ) -> bool:
+        """Delete a whole collection if it exists; returns whether one was deleted (a missing folder stays missing).
+
+        Raises:
+            StoreError: if Chroma cannot be opened or refuses.
+        """
+        return _client.drop_collection(name, path=path, host=host, port=port)
+
+    # ------------------------------------------------------------------ facts
+    def count(self, *, max_age: float = 0.0) -> int:
+        """Number of chunks in the collection.
+
+        Args:
+            max_age: Accept a count read at most this many seconds ago (default 0: ask Chroma now). Chroma counts
+                by scanning, which costs milliseconds at 100k chunks; searches use a recent count. This store's
+                own writes always refresh it.
+        """
+        cached = self._count.get(max_age)
+        if cached is not None:
+            return cached
+        try:
+            n = int(self.collection.count())
+        except Exception as exc:
+            msg = f"Chroma could not count collection {self.name!r}: {exc}"
+            raise StoreError(msg) from exc
+        self._count.put(n)
+        return n
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __repr__(self) -> str:
+        where = {"embedded": str(self.path), "server": f"{self.host}:{self.port or 8000}"}.get(self.kind, self.kind)
+        return f"ChunkStore({self.name!r}, {where}, model={self.model_name!r})"
+
+    def corpus_tokens(self) -> int:
+        """Word pieces in all chunks of the collection (read once, then kept up to date by this store's writes)."""
+        with self._lock:
+            return self._tokens.total(lambda: (c.tokens for b in self.iter_chunks(include_text=False) for c in b))
+
+    def fields(self) -> set[str]:
+        """Metadata keys that chunks of this collection carry (``source`` and ``chunk`` always)."""
+        return self._fields.known()
+
+    def check_where(self, where: Mapping[str, Any]) -> None:
+        """Check a metadata filter before Chroma sees it.
+
+        Raises:
+            InputError: if it is not valid Chroma syntax, or names a field no chunk in the collection has (Chroma
+                would silently match nothing); the message lists the known fields.
+        """
+        self._fields.check_where(where)
+
+    # ------------------------------------------------------------------ writing
+    def _check_vectors(self, embeddings: Any, n: int) -> NDArray[np.float32]:
+        return self._contract.check_vectors(embeddings, n, self.name)
+
+    def upsert(self, records: Sequence[ChunkRecord], embeddings: Any) -> int:
+        """Write chunks and their vectors; a chunk whose id is already stored is overwritten (same id, same text).
+
+        Duplicate ids inside ``records`` are written once (the last one wins). Writes are split into batches of
+        the client's maximum batch size (:attr:`max_batch_size`). Metadata is sanitised first (see the module
+        docstring): a bad value raises before anything is written.
+
+        Args:
+            records: The chunks.
+            embeddings: Their vectors, ``(len(records), dimension)``, L2-normalised.
+
+        Returns:
+            The number of distinct chunks written.
+
+        Raises:
+            InputError: on bad metadata or a bad array.
+            EmbeddingModelMismatchError: if the vectors' dimension is not the collection's.
+            StoreError: if Chroma refuses the write.
+        """
+        vectors = self._check_vectors(embeddings, len(records))
+        if not records:
+            return 0
+        last: dict[str, int] = {}
+        for i, rec in enumerate(records):
+            last[rec.id] = i
+        order = sorted(last.values())
+        metas = [records[i].chroma_metadata() for i in order]  # raises before any write
+        ids = [records[i].id for i in order]
+        docs = [records[i].text for i in order]
+        vecs = vectors[order]
+        with self._lock:
+            previous = self._tokens_of(ids) if self._tokens.known else {}
+            self._fields.record({k for m in metas for k in m})
+            step = self.max_batch_size
+            for start in range(0, len(ids), step):
+                end = start + step
+                try:
+                    self.collection.upsert(
+                        ids=ids[start:end],
+                        embeddings=vecs[start:end],
+                        documents=docs[start:end],
+                        metadatas=metas[start:end],  # type: ignore[arg-type]
+                    )
+                except Exception as exc:
+                    self._tokens.forget()  # recount on next use
+                    msg = f"Chroma refused to write {end - start} chunks to {self.name!r}: {exc}"
+                    raise StoreError(msg) from exc
+            self._count.clear()
+            self._tokens.adjust(sum(int(m[KEY_TOKENS]) for m in metas) - sum(previous.values()))
+        return len(ids)
+
+    def update_metadata(self, records: Sequence[ChunkRecord]) -> int:
+        """Rewrite the metadata of stored chunks (without touching their vectors). Returns how many."""
+        if not records:
+            return 0
+        metas = [r.chroma_metadata() for r in records]
+        ids = [r.id for r in records]
+        with self._lock:
+            self._fields.record({k for m in metas for k in m})
+            for start in range(0, len(ids), self.max_batch_size):
+                end = start + self.max_batch_size
+                try:
+                    self.collection.update(ids=ids[start:end], metadatas=metas[start:end])  # type: ignore[arg-type]
+                except Exception as exc:
+                    msg = f"Chroma refused to update metadata in {self.name!r}: {exc}"
+                    raise StoreError(msg) from exc
+        return len(ids)
+
+    def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        source: str | Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Delete chunks by id, by document id (``source``), or by a metadata filter.
+
+        Returns:
+            The number of chunks deleted.
+
+        Raises:
+            InputError: if nothing selects the chunks (deleting everything needs ``where={"chunk": {"$gte": 0}}``)
+                or the filter is invalid.
+        """
+        if ids is None and source is None and where is None:
+            msg = "delete() needs ids, source or where; nothing was deleted."
+            raise InputError(msg)
+        clauses: list[dict[str, Any]] = []
+        if source is not None:
+            sources = [source] if isinstance(source, str) else list(source)
+            if not sources:
+                return 0
+            clauses.append({KEY_SOURCE: {"$in": sources}} if len(sources) > 1 else {KEY_SOURCE: sources[0]})
+        if where is not None:
+            self.check_where(where)
+            clauses.append(dict(where))
+        filt: dict[str, Any] | None = None
+        if clauses:
+            filt = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        with self._lock:
+            if ids is not None:
+                ids = list(ids)
+                if not ids:
+                    return 0
+                targets = [c.id for c in self.get(ids, where=filt, include_text=False)]
+            else:
+                targets = [c.id for batch in self.iter_chunks(where=filt, include_text=False) for c in batch]
+            if not targets:
+                return 0
+            tokens = self._tokens_of(targets) if self._tokens.known else {}
+            for start in range(0, len(targets), READ_PAGE):
+                try:
+                    self.collection.delete(ids=targets[start : start + READ_PAGE])
+                except Exception as exc:
+                    self._tokens.forget()
+                    msg = f"Chroma refused to delete from {self.name!r}: {exc}"
+                    raise StoreError(msg) from exc
+            self._count.clear()
+            self._tokens.adjust(-sum(tokens.values()))
+        return len(targets)
+
+    def query(
+        self,
+        vector: Any,
+        n: int,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        include_embeddings: bool = False,
+    ) -> list[StoredChunk]:
+        """The ``n`` chunks nearest to ``vector`` (by Chroma's HNSW index), best first, with cosine scores.
+
+        Raises:
+            InputError: for a vector of the wrong shape or a bad filter.
+            EmbeddingModelMismatchError: for a vector of another dimension.
+            StoreError: if Chroma fails.
+        """
+        vec = self._check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1)
+        if where is not None:
+            self.check_where(where)
+        if n <= 0:
+            return []
+        include = ["metadatas", "documents", "distances"] + (["embeddings"] if include_embeddings else [])
+        try:
+            res: Any = self.collection.query(
+                query_embeddings=vec,
+                n_results=int(n),
+                where=dict(where) if where else None,
+                where_document=dict(where_document) if where_document else None,  # type: ignore[arg-type]
+                include=include,  # type: ignore[arg-type]
+            )
+        except ValueError as exc:
+            msg = f"Invalid query filter for collection {self.name!r}: {exc}"
+            raise InputError(msg) from exc
+        except Exception as exc:
+            msg = f"Chroma could not query collection {self.name!r}: {exc}"
+            raise StoreError(msg) from exc
+        ids = res["ids"][0]
+        dists = res["distances"][0] if res.get("distances") else [1.0] * len(ids)
+        docs = res["documents"][0] if res.get("documents") else [None] * len(ids)
+        metas = res["metadatas"][0] if res.get("metadatas") else [None] * len(ids)
+        embs = res.get("embeddings")
+        emb_list = embs[0] if embs is not None else [None] * len(ids)
+        # Chroma's cosine distance is 1 - cosine similarity: convert back exactly once, here.
+        return [stored_chunk(ids[i], docs[i], metas[i], float(1.0 - dists[i]), emb_list[i]) for i in range(len(ids))]

@@ -1,0 +1,156 @@
+"""The store's reads: by id, by filter, or all, a page at a time (Chroma's SQLite refuses very large ``IN`` lists).
+
+:class:`PagedReads` is the reading half of :class:`shortlist.store.ChunkStore` (which inherits it); every method
+here only reads the collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from shortlist.errors import InputError, StoreError
+from shortlist.store.metadata import KEY_SOURCE
+from shortlist.store.records import StoredChunk, include_fields, stored_rows
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+__all__ = ["READ_PAGE", "PagedReads"]
+
+READ_PAGE = 2000  # rows per read: Chroma's SQLite refuses very large IN lists ("too many SQL variables")
+_SOURCES_PER_FILTER = 500
+
+
+class PagedReads:
+    """Reading a Chroma collection in pages; the base of :class:`shortlist.store.ChunkStore`."""
+
+    collection: Collection
+    name: str
+
+    def _tokens_of(self, ids: Sequence[str]) -> dict[str, int]:
+        return {c.id: c.tokens for c in self.get(ids, include_text=False)}
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` already stored."""
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), READ_PAGE):
+            res = self._get(ids=wanted[start : start + READ_PAGE], include=[])
+            found.update(res["ids"])
+        return found
+
+    def ids_of_sources(self, sources: Sequence[str]) -> set[str]:
+        """Ids of every stored chunk whose document is one of ``sources``."""
+        out: set[str] = set()
+        unique = list(dict.fromkeys(sources))
+        for start in range(0, len(unique), _SOURCES_PER_FILTER):
+            part = unique[start : start + _SOURCES_PER_FILTER]
+            filt = {KEY_SOURCE: {"$in": part}} if len(part) > 1 else {KEY_SOURCE: part[0]}
+            out.update(c.id for batch in self.iter_chunks(where=filt, include_text=False) for c in batch)
+        return out
+
+    def _get(self, **kwargs: Any) -> Any:
+        try:
+            return self.collection.get(**kwargs)
+        except ValueError as exc:
+            msg = f"Invalid request to collection {self.name!r}: {exc}"
+            raise InputError(msg) from exc
+        except Exception as exc:
+            msg = f"Chroma could not read collection {self.name!r}: {exc}"
+            raise StoreError(msg) from exc
+
+    def _pages(
+        self,
+        where: Mapping[str, Any] | None,
+        where_document: Mapping[str, Any] | None,
+        include: list[str],
+        page: int,
+    ) -> Iterator[Any]:
+        """Chroma's answers for every chunk matching the filters, ``page`` rows at a time (empty pages left out)."""
+        offset = 0
+        while True:
+            res = self._get(
+                where=dict(where) if where else None,
+                where_document=dict(where_document) if where_document else None,
+                include=include,
+                limit=page,
+                offset=offset,
+            )
+            n = len(res["ids"])
+            if n == 0:
+                return
+            yield res
+            if n < page:
+                return
+            offset += n
+
+    def get(
+        self,
+        ids: Sequence[str],
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        include_text: bool = True,
+        include_embeddings: bool = False,
+    ) -> list[StoredChunk]:
+        """Read chunks by id (those not stored, or not matching the filters, are left out), in the order given."""
+        include = include_fields(include_text, include_embeddings)
+        found: dict[str, StoredChunk] = {}
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), READ_PAGE):
+            res = self._get(
+                ids=wanted[start : start + READ_PAGE],
+                where=dict(where) if where else None,
+                where_document=dict(where_document) if where_document else None,
+                include=include,
+            )
+            found.update((c.id, c) for c in stored_rows(res))
+        return [found[i] for i in wanted if i in found]
+
+    def iter_ids(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        page: int = READ_PAGE,
+    ) -> Iterator[list[str]]:
+        """The ids of every stored chunk (matching the filters), a page at a time, in Chroma's order.
+
+        Args:
+            where: A metadata filter (Chroma syntax), or ``None`` for all chunks.
+            where_document: A filter on the text (``{"$contains": "..."}``), or ``None``.
+            page: Ids per page (per request to Chroma).
+
+        Yields:
+            Lists of at most ``page`` ids.
+
+        Raises:
+            InputError: for a filter Chroma refuses.
+            StoreError: if Chroma cannot be read.
+        """
+        for res in self._pages(where, where_document, [], page):
+            yield list(res["ids"])
+
+    def ids(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        page: int = READ_PAGE,
+    ) -> list[str]:
+        """The ids of every stored chunk (matching the filters), in Chroma's order (see :meth:`iter_ids`)."""
+        return [id_ for part in self.iter_ids(where=where, where_document=where_document, page=page) for id_ in part]
+
+    def iter_chunks(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        include_text: bool = True,
+        include_embeddings: bool = False,
+        page: int = READ_PAGE,
+    ) -> Iterator[list[StoredChunk]]:
+        """Read every chunk (matching ``where`` and ``where_document``), a page at a time."""
+        for res in self._pages(where, where_document, include_fields(include_text, include_embeddings), page):
+            yield stored_rows(res)
