@@ -1,5 +1,8 @@
 """The main job behind ``make demo`` (also ``shortlist demo`` and ``python -m shortlist.demo``).
 
+This package is the job and imports only the core; its command line is the CLI's ``shortlist demo``, which
+``python -m shortlist.demo`` (:mod:`shortlist.demo.__main__`) runs.
+
 It builds, once, an embedded Chroma index of Python's own documentation (the :mod:`pydoc_data.topics` help texts and
 the docstrings of common standard-library modules, see :mod:`shortlist.corpus`), offline, in the default data folder;
 then it asks a handful of real questions and prints each shortlist with its figures and the tokens saved against
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from shortlist.config import DEFAULT_MODE, resolve_chroma_path
+from shortlist.console import format_shortlist, ingest_progress
 
 if TYPE_CHECKING:
     from shortlist.corpus import CorpusDocument
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     from shortlist.prefilter import Prefilter
     from shortlist.types import Shortlist
 
-__all__ = ["DEMO_COLLECTION", "QUESTIONS", "DemoQuestion", "build_index", "main", "run"]
+__all__ = ["DEMO_COLLECTION", "QUESTIONS", "DemoQuestion", "build_index", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,16 +111,6 @@ def _marker(db: Path, collection: str) -> Path:
     return db / f".shortlist-demo-{collection}.json"
 
 
-def _drop_collection(db: Path, collection: str) -> None:
-    import chromadb
-    from chromadb.config import Settings
-
-    client = chromadb.PersistentClient(path=str(db), settings=Settings(anonymized_telemetry=False))
-    names = [c if isinstance(c, str) else c.name for c in client.list_collections()]
-    if collection in names:
-        client.delete_collection(collection)
-
-
 def build_index(
     *,
     db: str | Path | None = None,
@@ -153,6 +147,7 @@ def build_index(
     from shortlist.corpus import demo_corpus
     from shortlist.encoder import Encoder
     from shortlist.prefilter import Prefilter
+    from shortlist.store import ChunkStore
 
     out = out or sys.stdout
     path = resolve_chroma_path(db)
@@ -184,12 +179,10 @@ def build_index(
     out.flush()
     marker.unlink(missing_ok=True)
     if path.is_dir():
-        _drop_collection(path, collection)
+        ChunkStore.drop_collection(collection, path=path)
     prefilter = Prefilter(
         collection, path=path, encoder=encoder, chunk_tokens=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
     )
-    from shortlist.cli import ingest_progress
-
     show = sys.stderr.isatty() if progress is None else progress
     with ingest_progress(len(docs), enabled=show, desc="embedding") as callback:
         report = prefilter.add_documents([d.as_dict() for d in docs], progress=callback)
@@ -251,8 +244,6 @@ def run(
     Returns:
         The shortlists, in question order.
     """
-    from shortlist.cli import format_shortlist
-
     out = out or sys.stdout
     prefilter, summary = build_index(
         db=db,
@@ -315,14 +306,3 @@ def run(
         )
     out.flush()
     return results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m shortlist.demo``: the same as ``shortlist demo`` (accepts its options)."""
-    from shortlist.cli import main as cli_main
-
-    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
