@@ -35,10 +35,10 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
+from shortlist._vectorstore_rows import DEFAULT_COLLECTION, KEY_SOURCE, make_rows, row_id, user_metadata, write_rows
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
 from shortlist.errors import ConfigError, InputError
 from shortlist.prefilter import Prefilter
-from shortlist.store import RESERVED_KEYS, ChunkRecord, StoredChunk, chunk_id, restore_metadata
 from shortlist.types import Hit, Shortlist
 
 if TYPE_CHECKING:
@@ -49,10 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["ShortlistVectorStore"]
 
 logger = logging.getLogger(__name__)
-
-KEY_SOURCE, KEY_CHUNK = RESERVED_KEYS
-#: The pre-filter's default collection (the CLI's).
-DEFAULT_COLLECTION = "shortlist"
 
 #: Options of ``Prefilter.search`` a search call may pass through (``k``, ``filter`` and MMR's are named apart).
 PASSED_OPTIONS = ("min_score", "where_document", "mode", "mmr", "mmr_lambda", "fetch_k", "max_per_source", "budget")
@@ -254,38 +250,10 @@ class ShortlistVectorStore(VectorStore):
             if seq is not None and len(seq) != n:
                 msg = f"{name} has {len(seq)} entries for {n} texts."
                 raise ConfigError(msg)
-        out_ids = [_row_id(ids[i] if ids is not None else None, i) for i in range(n)]
-        records: list[ChunkRecord] = []
-        tokenizer = self._prefilter.encoder.tokenizer
-        for i, text in enumerate(items):
-            if not isinstance(text, str) or not text.strip():
-                msg = f"texts[{i}] is empty or not a str ({type(text).__name__}): nothing was written."
-                raise InputError(msg)
-        counts = [len(e.ids) for e in tokenizer.encode_batch(items, add_special_tokens=False)] if items else []
-        for i, text in enumerate(items):
-            meta = dict(metadatas[i] or {}) if metadatas is not None else {}
-            src = meta.get(KEY_SOURCE)
-            source = src if isinstance(src, str) and src else out_ids[i]
-            rec = ChunkRecord(source=source, chunk=0, text=text, tokens=counts[i], metadata=meta, id=out_ids[i])
-            rec.chroma_metadata()  # refuses metadata Chroma cannot store, before anything is written
-            records.append(rec)
-        if not records:
-            return []
-        last = {r.id: r for r in records}  # an id given twice: the last text wins (as in Chroma's upsert)
-        store = self._prefilter.store
-        stored = {c.id: c for c in store.get(list(last))}
-        todo = [r for r in last.values() if r.id not in stored or not _same(stored[r.id], r)]
-        changed = [r.id for r in todo if r.id in stored and stored[r.id].text != r.text]
-        if changed:
-            # The same id with another text: drop the old row first, so the keyword index (keyed by the ids)
-            # rebuilds from the new texts rather than scoring the old ones.
-            self._prefilter.delete(ids=changed)
-            self._prefilter.refresh_keyword_index()
-        replaced = [r.id for r in todo if r.id in stored and r.id not in changed]
-        if replaced:
-            store.delete(replaced)  # Chroma's upsert merges metadata: a key the new version lacks would stay
-        if todo:
-            store.upsert(todo, self._prefilter.encoder.embed_documents([r.text for r in todo]))
+        out_ids = [row_id(ids[i] if ids is not None else None, f"ids[{i}]") for i in range(n)]
+        metas = [dict(metadatas[i] or {}) if metadatas is not None else {} for i in range(n)]
+        sources = [m.get(KEY_SOURCE) if isinstance(m.get(KEY_SOURCE), str) else None for m in metas]
+        write_rows(self._prefilter, make_rows(self._prefilter, items, metas, out_ids, sources))
         return out_ids
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
@@ -379,22 +347,8 @@ class ShortlistVectorStore(VectorStore):
         return [_hit_document(hit) for hit in self.shortlist(embedding, k, **kwargs)]
 
 
-def _same(stored: StoredChunk, record: ChunkRecord) -> bool:
-    """Whether ``record`` is already stored as is (same text and metadata): then it is not written again."""
-    return stored.text == record.text and dict(stored.metadata) == restore_metadata(record.chroma_metadata())
-
-
 def _cosine_as_relevance(score: float) -> float:
     return score
-
-
-def _row_id(given: Any, i: int) -> str:
-    if given is None or given == "":
-        return str(uuid.uuid4())
-    if isinstance(given, bool) or not isinstance(given, str | int):
-        msg = f"ids[{i}] must be a non-empty str, got {given!r}."
-        raise InputError(msg)
-    return str(given)
 
 
 def _check_options(options: Mapping[str, Any], owner: str) -> None:
@@ -412,19 +366,5 @@ def _hit_document(hit: Hit) -> Document:
 
 
 def _to_document(id_: str, text: str, metadata: Mapping[str, Any]) -> Document:
-    """A stored row as a LangChain document: the metadata as given at ingest.
-
-    A row the pre-filter chunked (its id hashes source, index and text) keeps ``source`` and ``chunk``; a row written
-    by this store drops the ``source``/``chunk`` keys shortlist added and gives back the user's own under their names.
-    """
-    meta = dict(metadata)
-    source, index = meta.get(KEY_SOURCE), meta.get(KEY_CHUNK)
-    if isinstance(source, str) and isinstance(index, int) and id_ == chunk_id(source, index, text):
-        return Document(id=id_, page_content=text, metadata=meta)
-    meta.pop(KEY_CHUNK, None)
-    if meta.get(KEY_SOURCE) == id_:
-        meta.pop(KEY_SOURCE)
-    for key in (KEY_SOURCE, KEY_CHUNK):
-        if f"original_{key}" in meta:
-            meta[key] = meta.pop(f"original_{key}")
-    return Document(id=id_, page_content=text, metadata=meta)
+    """A stored row as a LangChain document, its metadata as given at ingest (see :func:`user_metadata`)."""
+    return Document(id=id_, page_content=text, metadata=user_metadata(id_, text, metadata)[0])

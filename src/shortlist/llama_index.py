@@ -48,7 +48,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by te
     )
     raise MissingDependencyError(_msg) from exc
 
-__all__ = ["MiniLMEmbedding", "ShortlistRetriever", "hit_to_node"]
+from shortlist._llama_index_vectorstore import ShortlistVectorStore
+
+__all__ = ["MiniLMEmbedding", "ShortlistRetriever", "ShortlistVectorStore", "hit_to_node"]
 
 logger = logging.getLogger(__name__)
 
