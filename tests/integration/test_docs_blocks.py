@@ -1,5 +1,8 @@
 """Every Python block in README.md and docs/*.md runs as written, and prints what its output comments say.
 
+Also: every relative link of those pages (and its #anchor) resolves, and every ``shortlist ...`` command line they show
+names a command and options that ``shortlist <command> --help`` lists.
+
 Each ```python block runs on its own: a fresh namespace, a temporary working directory, the real shared encoder
 (blocks share the process, so ``Encoder.shared()`` loads the model once). A block whose ``print(...)`` lines are
 followed by ``# ...`` comment lines must print exactly those lines (all of them, in order), so the outputs shown in
@@ -17,6 +20,7 @@ import contextlib
 import io
 import os
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +154,105 @@ def test_block_runs(block: Block, encoder: Encoder, tmp_path: Path, monkeypatch:
     expected = expected_output(block.code)
     if expected:
         assert printed == expected, f"{block.name} printed other lines than its output comments say"
+
+
+# ----------------------------------------------------------------------------------------------------- links
+
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    anchors: set[str] = set()
+    in_fence = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and line.startswith("#"):
+            anchors.add(_slug(line.lstrip("#")))
+    return anchors
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(page.relative_to(REPO)) for page in PAGES])
+def test_links_resolve(page: Path) -> None:
+    """Every relative link points at a file of the checkout, and its #anchor at a heading of that file."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+    broken = []
+    for match in _LINK.finditer(text):
+        target = match["target"]
+        if re.match(r"^[a-z]+:", target):
+            continue  # http(s)://, mailto: ...
+        path_part, _, anchor = target.partition("#")
+        linked = (page.parent / path_part).resolve() if path_part else page
+        if not linked.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+            broken.append(f"{target}: no heading with that anchor in {linked.name}")
+    assert not broken, broken
+
+
+# ---------------------------------------------------------------------------------------------------- the CLI
+
+
+def _help(*args: str) -> str:
+    from shortlist.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main([*args, "--help"])
+        except SystemExit as exc:  # click's standalone mode
+            assert exc.code in (0, None)
+    return out.getvalue()
+
+
+def _options(help_text: str) -> set[str]:
+    options_section = help_text.split("Options:", 1)[1]
+    return set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", options_section))
+
+
+def _command_lines() -> list[tuple[str, list[str]]]:
+    """``shortlist ...`` lines of the pages' bash/text blocks, as (where, arguments after ``shortlist``)."""
+    found = []
+    for page in PAGES:
+        in_block = False
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith("```"):
+                in_block = not in_block
+                continue
+            command = line.strip().removeprefix("$ ")
+            if not in_block or not command.startswith("shortlist "):
+                continue
+            command = command.split(" | ", 1)[0]
+            words = shlex.split(command, comments=True)
+            found.append((f"{page.relative_to(REPO)}:{number}", words[1:]))
+    return found
+
+
+def test_cli_examples_use_real_commands_and_options() -> None:
+    """The commands and options of every ``shortlist ...`` example exist (``shortlist <command> --help``)."""
+    commands_section = _help().split("Commands:", 1)[1]
+    commands = set(re.findall(r"^  (\w+)", commands_section, flags=re.MULTILINE))
+    assert {"index", "query", "serve"} <= commands
+    lines = _command_lines()
+    assert len(lines) >= 10
+    unknown = []
+    options: dict[str, set[str]] = {}
+    for where, words in lines:
+        if not words or words[0].startswith("-"):
+            continue
+        command = words[0]
+        if command not in commands:
+            unknown.append(f"{where}: no command {command!r}")
+            continue
+        if command not in options:
+            options[command] = _options(_help(command))
+        for word in words[1:]:
+            if re.match(r"--?[A-Za-z]", word) and word.split("=", 1)[0] not in options[command]:
+                unknown.append(f"{where}: {command} has no option {word!r}")
+    assert not unknown, unknown
