@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
+from shortlist import _offline
 from shortlist.encoder import Encoder
 from shortlist.errors import (
     ConfigError,
@@ -21,6 +22,8 @@ from shortlist.errors import (
     TextTooLongError,
 )
 from shortlist.text import clean_text, split_text
+
+_offline.quiet()  # telemetry switches off (as defaults) before shortlist imports onnxruntime, chromadb or HF
 
 if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use (below)
     from shortlist.prefilter import Prefilter

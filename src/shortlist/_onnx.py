@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from shortlist._offline import check_onnxruntime
 from shortlist.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def make_session(path: Path, threads: int, *, save_optimized: Path | None = None
 
     ``save_optimized``: also write the graph ORT optimised there, for inspection (the tests use it).
     """
+    check_onnxruntime()  # onnxruntime reads its telemetry switch on first import: see shortlist._offline
     import onnxruntime as ort
 
     options = ort.SessionOptions()
