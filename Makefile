@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: 2.13.0 is a CPU wheel found locally; unpinned, pip would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test install lint clean browser
+.PHONY: demo test install lint clean browser strace
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,19 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the web page test will be skipped."; fi; }
 
+# tests/integration/test_network_quiet.py runs shortlist's commands under Debian's strace (every system call that
+# could reach the network, native threads included). Installed the same way when missing; without it that test skips.
+strace:
+	@command -v strace >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's strace for the network test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; \
+	  else echo "strace is missing and cannot be installed here: the network test will be skipped."; fi; }
+
 demo: $(STAMP)
 	$(BIN)/python -m shortlist.demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser strace
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
