@@ -1,16 +1,18 @@
 """Request and response bodies of ``shortlist serve`` (pydantic, so they are checked and documented in OpenAPI).
 
-The Ollama- and OpenAI-compatible bodies follow those APIs' field names; fields shortlist does not use (``options``,
-``keep_alive``, ``user``) are accepted and ignored so unmodified clients work.
+The search request builds on :class:`~shortlist.search.options.SearchOptions`: every option there is a field here
+(an option is added in one place). The Ollama- and OpenAI-compatible bodies follow those APIs' field names; fields
+shortlist does not use (``options``, ``keep_alive``, ``user``) are accepted and ignored so unmodified clients work.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from shortlist.config import DEFAULT_MODE
+from shortlist.config import DEFAULT_MODE, SearchMode
+from shortlist.search.options import OPTION_NAMES, SearchOptions
 
 __all__ = [
     "EmbedRequest",
@@ -154,26 +156,75 @@ class SimilarityBatchResponse(BaseModel):
     """One similarity per pair, in order (and ``matches`` when a threshold was given)."""
 
     similarities: list[float]
-    matches: list[bool] | None = None
     model: str
+    matches: list[bool] | None = None
 
 
-class SearchRequest(BaseModel):
-    """``POST /api/search``: the shortlist of a collection's chunks for a query."""
+class _SearchQuery(BaseModel):
+    """The fields of ``POST /api/search`` that are not search options."""
 
     model_config = _CONFIG
     query: str = Field(..., description="The question.")
-    k: int = Field(4, ge=1, le=1000, description="Most hits to return.")
-    min_score: float | None = Field(None, ge=-1.0, le=1.0, description="Drop hits under this cosine similarity.")
-    mode: Literal["dense", "keyword", "hybrid"] = Field(
-        DEFAULT_MODE, description="hybrid (default: adaptive dense + BM25 fusion), dense or keyword."
+
+    def options(self) -> SearchOptions:
+        """The request's search options (checked by :class:`~shortlist.search.options.SearchOptions`)."""
+        return SearchOptions(**{name: getattr(self, name) for name in OPTION_NAMES})
+
+
+_DEFAULTS = SearchOptions()
+#: How the API shows each search option: its type, default, bounds and description. An option of
+#: :class:`~shortlist.search.options.SearchOptions` missing here is served with its own type and default.
+_SEARCH_FIELDS: dict[str, tuple[Any, Any]] = {
+    "k": (int, Field(_DEFAULTS.k, ge=1, le=1000, description="Most hits to return.")),
+    "min_score": (
+        float | None,
+        Field(None, ge=-1.0, le=1.0, description="Drop hits under this cosine similarity."),
+    ),
+    "where": (dict[str, Any] | None, Field(None, description='Chroma metadata filter, e.g. {"lang": "en"}.')),
+    "where_document": (dict[str, Any] | None, Field(None, description='Text filter, e.g. {"$contains": "json"}.')),
+    "mode": (
+        SearchMode,
+        Field(DEFAULT_MODE, description="hybrid (default: adaptive dense + BM25 fusion), dense or keyword."),
+    ),
+    "mmr": (bool, Field(False, description="Diversify the hits (maximal marginal relevance).")),
+    "mmr_lambda": (
+        float,
+        Field(_DEFAULTS.mmr_lambda, ge=0.0, le=1.0, description="MMR trade-off: 1 pure relevance, 0 pure diversity."),
+    ),
+    "fetch_k": (
+        int | None,
+        Field(None, ge=1, le=10_000, description="Candidates drawn from each index (default: max(4k, 20) if needed)."),
+    ),
+    "max_per_source": (int | None, Field(None, ge=1, le=1000)),
+    "budget": (int | None, Field(None, ge=1, description="Keep the best hits within this many tokens.")),
+}
+
+
+def _search_request_model() -> type[_SearchQuery]:
+    """``SearchRequest``: the query, every field of :class:`SearchOptions` (in its order), the collection."""
+    hints = get_type_hints(SearchOptions)
+    fields: dict[str, Any] = {
+        name: _SEARCH_FIELDS.get(name, (hints[name], Field(getattr(_DEFAULTS, name)))) for name in OPTION_NAMES
+    }
+    fields["collection"] = (str | None, Field(None, description="Collection to search (default: the server's)."))
+    return create_model(
+        "SearchRequest",
+        __base__=_SearchQuery,
+        __doc__="``POST /api/search``: the shortlist of a collection's chunks for a query.",
+        __module__=__name__,
+        **fields,
     )
-    where: dict[str, Any] | None = Field(None, description='Chroma metadata filter, e.g. {"lang": "en"}.')
-    where_document: dict[str, Any] | None = Field(None, description='Text filter, e.g. {"$contains": "json"}.')
-    mmr: bool = Field(False, description="Diversify the hits (maximal marginal relevance).")
-    max_per_source: int | None = Field(None, ge=1, le=1000)
-    budget: int | None = Field(None, ge=1, description="Keep the best hits within this many tokens.")
-    collection: str | None = Field(None, description="Collection to search (default: the server's).")
+
+
+if TYPE_CHECKING:
+
+    class SearchRequest(_SearchQuery):
+        """``POST /api/search`` as the type checker sees it (the fields that are not options)."""
+
+        collection: str | None
+
+else:
+    SearchRequest = _search_request_model()
 
 
 class SearchHit(BaseModel):
@@ -202,9 +253,9 @@ class SearchResponse(BaseModel):
     """The shortlist (same shape as ``shortlist query --json``) and the collection searched."""
 
     query: str
-    collection: str
     hits: list[SearchHit]
     stats: SearchStatsBody
+    collection: str
 
 
 class HealthResponse(BaseModel):

@@ -1,0 +1,54 @@
+"""The web page at ``/`` and ``GET /health`` (model, backend, collections, the batcher's counters)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from shortlist import __version__
+from shortlist.server.models import HealthResponse
+from shortlist.server.service import ServiceDep
+
+__all__ = ["page", "router"]
+
+router = APIRouter()
+
+
+@functools.cache
+def page() -> str:
+    """The web page (``static/index.html``), read once."""
+    return resources.files("shortlist.server").joinpath("static/index.html").read_text(encoding="utf-8")
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> HTMLResponse:
+    """The web page: embed, compare and search from a browser."""
+    return HTMLResponse(page())
+
+
+@router.get("/health", response_model=HealthResponse, tags=["service"])
+async def health(service: ServiceDep) -> dict[str, Any]:
+    """Model, backend, collections and the batcher's counters."""
+    sizes = await run_in_threadpool(service.collection_sizes)
+    encoder = service.encoder
+    batcher = service.batcher
+    return {
+        "status": "ok",
+        "version": __version__,
+        "model": encoder.model_name,
+        "model_loaded": encoder.is_loaded,
+        "backend": encoder.backend_name,
+        "device": encoder.device,
+        "dimension": encoder.dimension,
+        "db": str(service.db),
+        "collection": service.collection,
+        "collections": sizes,
+        "batching": {"enabled": batcher.enabled, "max_batch": batcher.max_batch, **batcher.stats.as_dict()},
+        "limits": asdict(service.limits),
+    }
