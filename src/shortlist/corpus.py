@@ -156,12 +156,13 @@ class CorpusDocument:
     Attributes:
         id: ``topic:<name>`` or ``doc:<qualified name>``; unique within the corpus.
         text: The document's text (a topic's help text, or a signature followed by a docstring).
-        metadata: ``title``, ``kind`` and either ``topic`` or ``module`` (all strings).
+        metadata: ``title``, ``kind`` and either ``topic`` or ``module`` (all strings) for the demo corpus; for files,
+            ``title`` and ``path`` (and a PDF's ``page``/``pages``, a JSON line's scalar fields).
     """
 
     id: str
     text: str
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The document as ``{"id", "text", "metadata"}``, the form :meth:`Prefilter.add_documents` takes."""
