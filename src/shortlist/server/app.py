@@ -28,6 +28,7 @@ from shortlist.config import resolve_chroma_path
 from shortlist.errors import ConfigError
 from shortlist.server.auth import ENV_API_KEY, PUBLIC_PATHS, resolve_api_key
 from shortlist.server.batcher import EmbeddingBatcher
+from shortlist.server.docs import install_docs
 from shortlist.server.errors import ApiError, ErrorResponses, error_body, install_error_handlers, status_of
 from shortlist.server.guard import FORM_PATHS, GuardMiddleware
 from shortlist.server.routes import ROUTERS
@@ -129,6 +130,7 @@ def create_app(
     app.state.batcher = batcher
     app.add_middleware(GuardMiddleware, api_key=resolve_api_key(api_key), max_body_bytes=limits.max_body_bytes)
     install_error_handlers(app)
+    install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -6,12 +6,16 @@ import hmac
 import os
 from collections.abc import Mapping
 
+from shortlist.server.docs import ASSET_PATHS
+
 __all__ = ["ENV_API_KEY", "PUBLIC_PATHS", "is_authorised", "resolve_api_key", "unauthorised_message"]
 
 #: Environment variable holding the API key; when set, every API request must carry it.
 ENV_API_KEY = "SHORTLIST_API_KEY"
-#: Paths served without the API key: the web page (it asks for the key) and the API's description.
-PUBLIC_PATHS = frozenset({"/", "/favicon.ico", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: Paths served without the API key: the web page (it asks for the key), the API's description and its pages' files.
+PUBLIC_PATHS = frozenset(
+    {"/", "/favicon.ico", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", *ASSET_PATHS}
+)
 
 
 def resolve_api_key(api_key: str | None) -> str | None:

@@ -120,3 +120,41 @@ def test_similarity_slider_embed_search_and_csv(page, encoder: Encoder, tmp_path
         assert row[:2] == [x, y]
         assert float(row[2]) == pytest.approx(encoder.similarity(x, y), abs=2e-6)
         assert row[3] == ("yes" if float(row[2]) >= 0.5 else "no")
+
+
+# ---------------------------------------------------------------------------------------------- /docs, /redoc offline
+@pytest.fixture
+def offline_context(browser, live: LiveServer):  # type: ignore[no-untyped-def]
+    """A browser context that can reach only the test server: any other request is recorded and aborted."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+
+    def guard(route) -> None:  # type: ignore[no-untyped-def]
+        url = route.request.url
+        if url.startswith(live.url + "/") or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    yield context, outside
+    context.close()
+
+
+def test_docs_renders_the_operations_from_the_server_alone(offline_context, live: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    context, outside = offline_context
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live.url + "/docs")
+    search = page.locator(".opblock", has=page.locator(".opblock-summary-path", has_text="/api/search"))
+    sync_api.expect(search).to_have_count(1)
+    sync_api.expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() >= 8  # every API route, not a blank page
+    search.locator(".opblock-summary").click()  # an operation opens, with its request body schema
+    sync_api.expect(search.locator(".opblock-body")).to_contain_text("query")
+    page.goto(live.url + "/redoc")
+    sync_api.expect(page.get_by_text("/api/search").first).to_be_attached()
+    assert outside == [], f"the docs pages asked for files elsewhere: {outside}"
+    assert errors == [], f"JavaScript errors on the docs pages: {errors}"
