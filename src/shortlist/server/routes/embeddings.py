@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from shortlist import __version__
 from shortlist.server.errors import ApiError, ErrorResponses
@@ -23,7 +24,9 @@ from shortlist.server.service import OLLAMA_NAME, ServiceDep
 
 __all__ = ["router"]
 
-router = APIRouter()
+#: ``JSONResponse`` set (not left to FastAPI's default): the answers, validated against ``response_model``, are
+#: written by ``json.dumps`` as before, so clients get the same bytes (pydantic's own writer spells 1e-05 as 1e-5).
+router = APIRouter(default_response_class=JSONResponse)
 
 
 def _as_list(value: str | list[Any]) -> list[Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from shortlist.server.csv_pairs import read_pairs_csv, scored_csv, scored_filename
 from shortlist.server.errors import ApiError, ErrorResponses
@@ -20,7 +20,9 @@ from shortlist.server.service import ServiceDep
 
 __all__ = ["router"]
 
-router = APIRouter()
+#: ``JSONResponse`` set (not left to FastAPI's default): the answers, validated against ``response_model``, are
+#: written by ``json.dumps`` as before, so clients get the same bytes (pydantic's own writer spells 1e-05 as 1e-5).
+router = APIRouter(default_response_class=JSONResponse)
 
 
 @router.post("/api/similarity", response_model=SimilarityResponse, responses=ErrorResponses, tags=["similarity"])
