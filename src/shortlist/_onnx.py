@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shortlist._offline import check_onnxruntime
+from shortlist.config import ENV_ONNX_THREADS
 from shortlist.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ __all__ = ["DISABLED_FUSIONS", "OnnxBackend", "default_threads", "make_session"]
 
 logger = logging.getLogger(__name__)
 
-ENV_THREADS = "SHORTLIST_ONNX_THREADS"
+ENV_THREADS = ENV_ONNX_THREADS
 
 #: ORT graph fusions the session leaves out. Its CPU ``SkipLayerNormalization`` kernel is slower than the
 #: ``Add`` + ``LayerNormalization`` it would replace (it took 15% of the int8 time on passages, the pair 4%),

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_MODE",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CHROMA_PORT",
     "DEFAULT_COLLECTION",
     "DEFAULT_K",
     "DEFAULT_MODEL",
@@ -23,6 +24,7 @@ __all__ = [
     "ENV_CHROMA_PATH",
     "ENV_DEVICE",
     "ENV_MODEL",
+    "ENV_ONNX_THREADS",
     "Backend",
     "LongTextPolicy",
     "chosen_backend",
@@ -50,6 +52,8 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_K = 4
 #: The Chroma collection a store, the pre-filter, the CLI and the server use when none is named.
 DEFAULT_COLLECTION = "shortlist"
+#: The port of a Chroma server (``chroma run``) when a host is given without one.
+DEFAULT_CHROMA_PORT = 8000
 DEFAULT_QUERY_CACHE_SIZE = 1024
 
 ENV_MODEL = "SHORTLIST_MODEL"
@@ -58,6 +62,7 @@ ENV_BACKEND = "SHORTLIST_BACKEND"
 ENV_CHROMA_PATH = "SHORTLIST_CHROMA_PATH"
 ENV_HOME = "SHORTLIST_HOME"
 ENV_CACHE = "SHORTLIST_CACHE"
+ENV_ONNX_THREADS = "SHORTLIST_ONNX_THREADS"
 
 
 def _env(name: str) -> str | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from shortlist.config import DEFAULT_COLLECTION, resolve_chroma_path
+from shortlist.config import DEFAULT_CHROMA_PORT, DEFAULT_COLLECTION, resolve_chroma_path
 from shortlist.errors import ConfigError, InputError, StoreError
 from shortlist.store import client as _client
 from shortlist.store.accounting import CountCache, TokenTally
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from shortlist.encoder import Encoder
 
 __all__ = ["ChunkStore"]
+
+_FALLBACK_BATCH = 5000  # rows per write when the client does not say its limit
 
 
 class ChunkStore(PagedReads):
@@ -116,9 +118,9 @@ class ChunkStore(PagedReads):
         try:
             self.max_batch_size = int(self.client.get_max_batch_size())
         except Exception:  # pragma: no cover - every 1.x client has it
-            self.max_batch_size = 5000
+            self.max_batch_size = _FALLBACK_BATCH
         if self.max_batch_size <= 0:
-            self.max_batch_size = 5000
+            self.max_batch_size = _FALLBACK_BATCH
 
     @classmethod
     def in_memory(cls, collection: str = DEFAULT_COLLECTION, *, encoder: Encoder | None = None) -> ChunkStore:
@@ -181,7 +183,9 @@ class ChunkStore(PagedReads):
         return self.count()
 
     def __repr__(self) -> str:
-        where = {"embedded": str(self.path), "server": f"{self.host}:{self.port or 8000}"}.get(self.kind, self.kind)
+        where = {"embedded": str(self.path), "server": f"{self.host}:{self.port or DEFAULT_CHROMA_PORT}"}.get(
+            self.kind, self.kind
+        )
         return f"ChunkStore({self.name!r}, {where}, model={self.model_name!r})"
 
     def corpus_tokens(self) -> int:

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shortlist.config import resolve_chroma_path
+from shortlist.config import DEFAULT_CHROMA_PORT, resolve_chroma_path
 from shortlist.errors import ConfigError, MissingDependencyError, StoreError
 
 if TYPE_CHECKING:
@@ -75,12 +75,14 @@ def open_client(path: str | Path | None = None, *, host: str | None = None, port
     folder: Path | None = None
     try:
         if host is not None:
-            return chromadb.HttpClient(host=host, port=port or 8000, settings=settings())  # type: ignore[no-any-return]
+            return chromadb.HttpClient(host=host, port=port or DEFAULT_CHROMA_PORT, settings=settings())  # type: ignore[no-any-return]
         folder = resolve_chroma_path(path)
         folder.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(folder), settings=settings())  # type: ignore[no-any-return]
     except Exception as exc:
-        where = f"{host}:{port or 8000}" if host is not None else str(folder if folder is not None else path)
+        where = (
+            f"{host}:{port or DEFAULT_CHROMA_PORT}" if host is not None else str(folder if folder is not None else path)
+        )
         msg = f"Could not open Chroma at {where}: {exc}. Is the folder writable / the server running?"
         raise StoreError(msg) from exc
 
