@@ -23,16 +23,18 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write", "file_lock"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write", "file_lock", "read_json_object"]
 
 #: Permissions of a file written here (``mkstemp`` makes ``0600`` files; caches are readable like any other file).
 FILE_MODE = 0o644
@@ -144,3 +146,20 @@ def file_lock(path: str | os.PathLike[str], *, timeout: float = -1) -> FileLock:
         The lock (not yet acquired).
     """
     return FileLock(str(path), timeout=timeout)
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON file that holds one object (a model folder's ``config.json``, a cache's manifest...).
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its object, or ``{}`` when the file is missing, unreadable, not JSON, or not a JSON object: callers fall back
+        to their defaults.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

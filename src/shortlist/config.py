@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal, get_args
 
+from shortlist._io import read_json_object
 from shortlist.errors import ConfigError
 
 __all__ = [
@@ -122,12 +123,10 @@ def onnx_exportable(model_dir: Path) -> bool:
     """Whether the ONNX export handles this sentence-transformers folder: BERT + mean pooling (+ Normalize)."""
     import json
 
-    from shortlist.model import read_config  # shortlist.model imports this module
-
     folder = Path(model_dir)
-    if read_config(folder / "config.json").get("model_type") != "bert":
+    if read_json_object(folder / "config.json").get("model_type") != "bert":
         return False
-    modules_file = folder / "modules.json"  # a JSON list, which read_config (objects only) does not read
+    modules_file = folder / "modules.json"  # a JSON list, which read_json_object (objects only) does not read
     if modules_file.is_file():
         try:
             modules = json.loads(modules_file.read_text(encoding="utf-8"))
@@ -140,7 +139,7 @@ def onnx_exportable(model_dir: Path) -> bool:
             return False
     if not (folder / "1_Pooling" / "config.json").is_file():
         return True  # a bare transformers folder: sentence-transformers adds mean pooling
-    pooling = read_config(folder / "1_Pooling" / "config.json")
+    pooling = read_json_object(folder / "1_Pooling" / "config.json")
     modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
     return modes == {"pooling_mode_mean_tokens"}
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from shortlist._io import atomic_write
+from shortlist._io import atomic_write, read_json_object
 from shortlist.config import DEFAULT_MODEL, ENV_MODEL, user_cache_dir
 from shortlist.errors import MissingDependencyError, ModelNotFoundError
 
@@ -195,8 +195,4 @@ def read_config(path: Path) -> dict[str, Any]:
         Its object, or ``{}`` when the file is missing, unreadable, not JSON, or not a JSON object: callers fall back
         to their defaults.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(path)
