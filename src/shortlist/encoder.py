@@ -355,6 +355,39 @@ class Encoder:
                 names the position.
             TextTooLongError: if a text is over the window and the policy is ``"error"``.
         """
+        return self._embed_documents(texts, batch_size, long_text, None)
+
+    def embed_documents_with_counts(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        *,
+        long_text: LongTextPolicy | None = None,
+    ) -> tuple[Matrix, list[int]]:
+        """:meth:`embed_documents` and each text's word-piece count, from the one tokenisation both need.
+
+        The counts are :meth:`count_tokens`'s (after cleaning, ``[CLS]``/``[SEP]`` not counted, the whole text even
+        when it is embedded window by window): what a server reports (Ollama's ``prompt_eval_count``, OpenAI's
+        ``usage``) without tokenising the texts a second time.
+
+        Returns:
+            The ``(len(texts), dimension)`` float32 vectors and the ``len(texts)`` counts.
+
+        Raises:
+            InputError: as :meth:`embed_documents`.
+            TextTooLongError: as :meth:`embed_documents`.
+        """
+        counts: list[int] = []
+        vectors = self._embed_documents(texts, batch_size, long_text, counts)
+        return vectors, counts
+
+    def _embed_documents(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None,
+        long_text: LongTextPolicy | None,
+        counts: list[int] | None,
+    ) -> Matrix:
         if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
             msg = f"embed_documents expects a list of strings, got {type(texts).__name__}" + (
                 ": wrap a single text in a list, or use embed_query." if isinstance(texts, str) else "."
@@ -364,7 +397,7 @@ class Encoder:
         prepared = [self._prepare_one(t, f"texts[{i}]") for i, t in enumerate(texts)]
         if not prepared:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return self._encode_prepared(prepared, size, long_text or self.long_text)
+        return self._encode_prepared(prepared, size, long_text or self.long_text, counts)
 
     def embed_query(self, text: str, *, long_text: LongTextPolicy | None = None) -> Vector:
         """Embed one query; results are kept in a small LRU cache (a repeated question costs nothing).
@@ -428,10 +461,15 @@ class Encoder:
             raise InputError(msg)
         return prepared
 
-    def _encode_prepared(self, texts: list[str], batch_size: int, policy: LongTextPolicy) -> Matrix:
+    def _encode_prepared(
+        self, texts: list[str], batch_size: int, policy: LongTextPolicy, counts: list[int] | None = None
+    ) -> Matrix:
+        """The prepared texts' vectors; each text's word-piece count is appended to ``counts`` when given."""
         tok = self.tokenizer
         limit = self.max_text_tokens
         encodings = tok.encode_batch(texts, add_special_tokens=False)
+        if counts is not None:
+            counts.extend(len(encoding.ids) for encoding in encodings)
         # The backend may reuse these word pieces, unless someone has set padding or truncation on the shared
         # tokenizer (then its encodings are not the plain text's, and the backend tokenises again).
         reusable = tok.padding is None and tok.truncation is None
