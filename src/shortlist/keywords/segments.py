@@ -1,0 +1,495 @@
+r"""A keyword index built for live writes: tantivy segments with deletes, one writer and many readers on one folder.
+
+:class:`LiveKeywordIndex` holds chunk ids and their BM25 terms. The terms come from
+:func:`shortlist.keywords.bm25.tokenize`, the very function the bm25s index (:class:`~shortlist.keywords.bm25.
+KeywordIndex`) uses, and are handed to tantivy pre-tokenised (``tantivy.PreTokenizedString``), so English stemming
+and stop words and jieba's Chinese words are identical in both; tantivy never tokenises anything itself. Queries are
+built with tantivy's query objects (term and boolean queries), never its query parser, so a user's ``AND``, quotes,
+brackets or ``field:value`` are words, not syntax.
+
+Writes: :meth:`~LiveKeywordIndex.add` (an upsert: re-adding an id replaces its document) and
+:meth:`~LiveKeywordIndex.delete` are buffered by tantivy's writer and become visible together at
+:meth:`~LiveKeywordIndex.commit`, which returns tantivy's opstamp (ordered: a later commit has a larger one) and can
+record the caller's journal position beside the index. A commit adds a segment; tantivy merges segments in the
+background, and a merge drops the deleted documents. Only one process writes a folder (a lock file,
+``writer.lock``; a second writer gets a :class:`~shortlist.errors.StoreError`); any number of processes read it and
+see a writer's commits after :meth:`~LiveKeywordIndex.reload`. Opening an existing folder reads tantivy's files
+(memory-mapped): nothing is tokenised again.
+
+Scoring is tantivy's BM25 (Lucene's): ``idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with
+``idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5))``, ``k1 = 1.2`` and ``b = 0.75`` (fixed in tantivy; the bm25s index uses
+the same IDF with ``k1 = 0.9``, ``b = 0.4``), ``dl`` from tantivy's one-byte field norms (exact up to 40 terms,
+then within about 10 %). Scores are divided by tantivy's ``(k1 + 1)`` so they are on bm25s's scale.
+
+Deleted documents and BM25's statistics: until a merge drops them, tantivy still counts deleted documents in ``N``,
+in each term's document frequency ``n`` and in the average length. This index corrects ``N`` and ``n``: when the
+searcher holds deleted documents, each query term's live document frequency is counted (a count query over live
+documents) and the term's score is rescaled (a boost) from tantivy's IDF to the live one, so IDF is exactly the
+IDF of the live documents. The average length ``avgdl`` in the length normalisation is tantivy's, over live and not
+yet merged deleted documents; it drifts by at most the deleted share times the difference between the deleted and
+the live documents' mean length (:attr:`SegmentStats.deleted` says how many), and is exact again after a merge.
+
+Example:
+    ```python
+    import tempfile
+
+    from shortlist.keywords.segments import LiveKeywordIndex
+
+    with LiveKeywordIndex.open(tempfile.mkdtemp(), writer=True) as index:
+        index.add(["a", "b"], ["cats purr softly", "dogs bark loudly"])
+        index.commit()
+        print([i for i, _ in index.search("barking dog", 5)])
+        # ['b']
+    ```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from shortlist._io import atomic_write, file_lock
+from shortlist.errors import InputError, MissingDependencyError, StoreError
+from shortlist.keywords.bm25 import INDEX_VERSION, tokenize
+
+__all__ = ["LIVE_B", "LIVE_K1", "SEGMENTS_FORMAT", "LiveKeywordIndex", "SegmentStats"]
+
+logger = logging.getLogger(__name__)
+
+#: tantivy's BM25 parameters (constants in tantivy's ``query/bm25.rs``; the Python binding cannot change them).
+LIVE_K1 = 1.2
+LIVE_B = 0.75
+#: The folder's format: this module's schema plus the tokeniser's version. Another format is not opened.
+SEGMENTS_FORMAT = f"segments-1/{INDEX_VERSION}"
+
+_META_FILE = "shortlist-segments.json"
+_POSITION_FILE = "shortlist-position.json"
+_LOCK_FILE = "writer.lock"
+_ID = "id"
+_BODY = "body"
+_LEN = "len"
+_ALL = "all"  # one constant term per document: its document frequency is tantivy's N (live + not yet merged)
+_ALL_TERM = "1"
+#: Memory of tantivy's writer (it flushes a segment when it is full); tantivy needs at least 15 MB per thread.
+DEFAULT_HEAP_BYTES = 64_000_000
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    """What a reader's view of the index holds.
+
+    Attributes:
+        live: Live documents (``len(index)``).
+        deleted: Deleted documents that no merge has dropped yet (still in tantivy's ``N`` and average length).
+        segments: Number of segments.
+        avgdl: Mean number of terms of a live document.
+        opstamp: tantivy's opstamp of the commit this view shows (``-1`` when unknown to this process).
+        position: The journal position recorded with the last commit (``None`` when none was).
+    """
+
+    live: int
+    deleted: int
+    segments: int
+    avgdl: float
+    opstamp: int
+    position: str | None
+
+
+def _tantivy() -> Any:
+    try:
+        import tantivy
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        msg = "The live keyword index needs tantivy: `pip install 'tantivy>=0.22,<0.28'`."
+        raise MissingDependencyError(msg) from exc
+    return tantivy
+
+
+def _schema() -> Any:
+    tantivy = _tantivy()
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field(_ID, stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field(_BODY, stored=False, tokenizer_name="raw", index_option="freq")
+    builder.add_text_field(_ALL, stored=False, tokenizer_name="raw", index_option="basic")
+    builder.add_unsigned_field(_LEN, fast=True)
+    return builder.build()
+
+
+def _idf(df: int, n: int) -> float:
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+class LiveKeywordIndex:
+    """A BM25 keyword index over ``(id, text)`` pairs that takes writes while it is searched (see the module).
+
+    Open it with :meth:`open`; one process opens a folder with ``writer=True``, any number without.
+
+    Args:
+        folder: The index's folder.
+        index: The open ``tantivy.Index``.
+        writer: tantivy's writer, for the writing process.
+        lock: The held writer lock, for the writing process.
+    """
+
+    def __init__(self, folder: Path, index: Any, writer: Any = None, lock: FileLock | None = None) -> None:
+        self.folder = folder
+        self._tantivy = _tantivy()
+        self._index = index
+        self._schema = index.schema
+        self._writer = writer
+        self._lock = lock
+        self._opstamp = -1
+        self._position: str | None = None
+        self._searcher: Any = None
+        self._df: dict[str, tuple[int, int]] = {}
+        self._avgdl: float | None = None
+        self.reload()
+
+    # -- opening and closing ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, folder: str | os.PathLike[str], *, writer: bool = False, heap_bytes: int = DEFAULT_HEAP_BYTES
+    ) -> LiveKeywordIndex:
+        """Open the index in ``folder``; the writer creates it when the folder holds none.
+
+        Args:
+            folder: The index's folder (created for a writer).
+            writer: Take the folder's writer lock and be able to write. Only one process at a time can.
+            heap_bytes: Memory of tantivy's writer (at least 15 MB).
+
+        Returns:
+            The index, showing its last commit.
+
+        Raises:
+            StoreError: another process holds the writer lock; a reader found no index; the folder holds an index
+                of another format (another tokeniser version: delete the folder and rebuild from the store).
+        """
+        tantivy = _tantivy()
+        path = Path(folder)
+        lock: FileLock | None = None
+        if writer:
+            path.mkdir(parents=True, exist_ok=True)
+            lock = file_lock(path / _LOCK_FILE, timeout=0)
+            try:
+                lock.acquire()
+            except Timeout as exc:
+                msg = (
+                    f"The keyword index {path} is already open for writing by another process (one writer per "
+                    "folder); open it with writer=False to read it, or close the other writer first."
+                )
+                raise StoreError(msg) from exc
+        try:
+            index = cls._open_index(tantivy, path, create=writer)
+            tantivy_writer = index.writer(heap_size=max(heap_bytes, 15_000_000), num_threads=1) if writer else None
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(path, index, tantivy_writer, lock)
+
+    @staticmethod
+    def _open_index(tantivy: Any, path: Path, *, create: bool) -> Any:
+        meta_path = path / _META_FILE
+        if path.is_dir() and tantivy.Index.exists(str(path)):
+            try:
+                found = json.loads(meta_path.read_text(encoding="utf-8")).get("format")
+            except (OSError, ValueError, AttributeError):
+                found = None
+            if found != SEGMENTS_FORMAT:
+                msg = (
+                    f"The keyword index in {path} has format {found!r}, this shortlist writes {SEGMENTS_FORMAT!r}: "
+                    "delete the folder and let it be rebuilt from the store."
+                )
+                raise StoreError(msg)
+            try:
+                index = tantivy.Index.open(str(path))
+            except ValueError as exc:
+                msg = f"The keyword index in {path} cannot be opened ({exc}): delete the folder to rebuild it."
+                raise StoreError(msg) from exc
+        elif create:
+            index = tantivy.Index(_schema(), path=str(path), reuse=False)
+            atomic_write(meta_path, json.dumps({"format": SEGMENTS_FORMAT}))
+        else:
+            msg = f"No keyword index in {path}: open it once with writer=True to create it."
+            raise StoreError(msg)
+        index.config_reader("manual")  # a reader's view changes only at reload(), never under a running query
+        return index
+
+    @staticmethod
+    def is_compatible(folder: str | os.PathLike[str]) -> bool:
+        """Whether ``folder`` holds an index this version can open (same format and tokeniser)."""
+        path = Path(folder)
+        try:
+            found = json.loads((path / _META_FILE).read_text(encoding="utf-8")).get("format")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return bool(found == SEGMENTS_FORMAT and _tantivy().Index.exists(str(path)))
+
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process holds the folder's writer."""
+        return self._writer is not None
+
+    def close(self) -> None:
+        """Let go of the writer (uncommitted writes are dropped) and its lock; a reader just drops its searcher."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.rollback()
+                writer.wait_merging_threads()  # finishes running merges and frees tantivy's own lock
+            except ValueError as exc:  # pragma: no cover - tantivy refused; the lock file still goes
+                logger.warning("Closing the keyword index writer of %s: %s", self.folder, exc)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> LiveKeywordIndex:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def _require_writer(self) -> Any:
+        if self._writer is None:
+            msg = f"This keyword index {self.folder} was opened for reading: open it with writer=True to write."
+            raise StoreError(msg)
+        return self._writer
+
+    def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Add documents, replacing any with the same id (an upsert); visible after :meth:`commit`.
+
+        Args:
+            ids: Chunk ids (non-empty strings). A repeated id keeps its last text.
+            texts: Their texts, tokenised with :func:`~shortlist.keywords.bm25.tokenize`.
+
+        Raises:
+            InputError: ``ids`` and ``texts`` differ in length, or an id or text is not a string (nothing is added).
+            StoreError: the index was opened for reading.
+        """
+        self._check_ids(ids)
+        if len(ids) != len(texts) or any(not isinstance(t, str) for t in texts):
+            msg = f"add() needs one text (a string) per id: got {len(ids)} ids and {len(texts)} texts."
+            raise InputError(msg)
+        self.add_terms(ids, [tokenize(text) for text in texts])
+
+    def add_terms(self, ids: Sequence[str], terms: Iterable[Sequence[str]]) -> None:
+        """Like :meth:`add`, for texts already cut into BM25 terms by :func:`~shortlist.keywords.bm25.tokenize`."""
+        writer = self._require_writer()
+        self._check_ids(ids)
+        docs = []
+        tantivy = self._tantivy
+        for id_, words in zip(ids, terms, strict=True):
+            doc = tantivy.Document()
+            doc.add_text(_ID, id_)
+            doc.add_text(_ALL, _ALL_TERM)
+            doc.add_unsigned(_LEN, len(words))
+            tokens = [tantivy.Token(word, position, 0, 0) for position, word in enumerate(words)]
+            doc.add_pre_tokenized_text(_BODY, tantivy.PreTokenizedString("", tokens))
+            docs.append((id_, doc))
+        for id_, doc in docs:  # tantivy applies a delete to the documents added before it, in this batch too
+            writer.delete_documents_by_term(_ID, id_)
+            writer.add_document(doc)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Delete documents by id (unknown ids are ignored); visible after :meth:`commit`.
+
+        Raises:
+            InputError: an id is not a non-empty string (nothing is deleted).
+            StoreError: the index was opened for reading.
+        """
+        writer = self._require_writer()
+        ids = list(ids)
+        self._check_ids(ids)
+        for id_ in ids:
+            writer.delete_documents_by_term(_ID, id_)
+
+    def commit(self, position: str | None = None) -> int:
+        """Make the writes since the last commit visible (to this process now, to readers at their reload).
+
+        Args:
+            position: The caller's journal position that this commit brings the index up to; it is written
+                beside the index after tantivy's commit (a crash in between leaves the older position, and
+                re-applying journal entries after it is harmless: upserts and deletes by id are idempotent).
+
+        Returns:
+            tantivy's opstamp of the commit; a later commit has a larger one.
+        """
+        writer = self._require_writer()
+        try:
+            opstamp = int(writer.commit())
+        except ValueError as exc:
+            msg = f"Committing the keyword index {self.folder} failed ({exc}); its last commit is unchanged."
+            raise StoreError(msg) from exc
+        if position is not None:
+            atomic_write(self.folder / _POSITION_FILE, json.dumps({"opstamp": opstamp, "position": position}))
+        self.reload()
+        self._opstamp = opstamp
+        return opstamp
+
+    def rollback(self) -> None:
+        """Drop the writes since the last commit."""
+        self._require_writer().rollback()
+
+    @staticmethod
+    def _check_ids(ids: Sequence[str]) -> None:
+        bad = [i for i in ids if not isinstance(i, str) or not i]
+        if bad:
+            msg = f"Chunk ids must be non-empty strings; got {bad[:3]!r}."
+            raise InputError(msg)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Show the folder's last commit (a reader sees other processes' commits only after this)."""
+        position, opstamp = self._read_position()  # first: the searcher below is at least as new as the position
+        self._index.reload()
+        self._searcher = self._index.searcher()
+        self._df = {}
+        self._avgdl = None
+        self._position = position
+        self._opstamp = opstamp
+
+    def _read_position(self) -> tuple[str | None, int]:
+        try:
+            data = json.loads((self.folder / _POSITION_FILE).read_text(encoding="utf-8"))
+            return str(data["position"]), int(data["opstamp"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, -1
+
+    @property
+    def position(self) -> str | None:
+        """The journal position recorded with the last commit this view shows (``None`` when none was)."""
+        return self._position
+
+    def __len__(self) -> int:
+        return int(self._searcher.num_docs)
+
+    def _all_docs(self) -> int:
+        return int(self._searcher.doc_freq(_ALL, _ALL_TERM))
+
+    def stats(self) -> SegmentStats:
+        """Counts of this view (live and not yet merged deleted documents, segments, mean length)."""
+        live = len(self)
+        return SegmentStats(
+            live=live,
+            deleted=self._all_docs() - live,
+            segments=int(self._searcher.num_segments),
+            avgdl=self._live_avgdl(),
+            opstamp=self._opstamp,
+            position=self._position,
+        )
+
+    def _live_avgdl(self) -> float:
+        if self._avgdl is None:
+            live = len(self)
+            total = 0.0
+            if live:
+                agg = self._searcher.aggregate(self._tantivy.Query.all_query(), {"n": {"sum": {"field": _LEN}}})
+                total = float(agg["n"]["value"] or 0.0)
+            self._avgdl = total / live if live else 0.0
+        return self._avgdl
+
+    def doc_freq(self, term: str) -> int:
+        """Number of live documents holding ``term`` (a BM25 term, as :func:`tokenize` makes them)."""
+        return self._term_stats(term)[1]
+
+    def _term_stats(self, term: str) -> tuple[int, int]:
+        """``(document frequency as tantivy's BM25 sees it, live document frequency)`` of a term."""
+        cached = self._df.get(term)
+        if cached is not None:
+            return cached
+        searcher = self._searcher
+        df_all = int(searcher.doc_freq(_BODY, term))
+        df_live = df_all
+        if df_all and self._all_docs() != len(self):  # deleted documents not merged away yet: count live ones
+            query = self._tantivy.Query.term_query(self._schema, _BODY, term, index_option="freq")
+            df_live = int(searcher.search(query, 1, count=True).count)
+        self._df[term] = (df_all, df_live)
+        return df_all, df_live
+
+    def search(self, query_text: str, k: int, allowed_ids: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        """The ``k`` best ``(id, BM25 score)`` pairs with a score above zero, best first.
+
+        Args:
+            query_text: The user's text: tokenised like the documents, never parsed as query syntax.
+            k: How many to return at most.
+            allowed_ids: Only these ids (a metadata filter already applied), when given.
+
+        Returns:
+            ``(id, score)`` pairs, best first.
+        """
+        live = len(self)
+        if k <= 0 or live == 0:
+            return []
+        query = self._query(tokenize(query_text), live)
+        if query is None:
+            return []
+        tantivy = self._tantivy
+        if allowed_ids is not None:
+            allowed = list(dict.fromkeys(allowed_ids))
+            if not allowed:
+                return []
+            only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self._schema, _ID, allowed), 0.0)
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
+        searcher = self._searcher
+        hits = searcher.search(query, k, count=False).hits
+        return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
+
+    def _query(self, terms: Sequence[str], live: int) -> Any:
+        tantivy = self._tantivy
+        all_docs = self._all_docs()
+        clauses = []
+        for term, count in Counter(terms).items():
+            df_all, df_live = self._term_stats(term)
+            if df_live == 0:
+                continue
+            # tantivy scores (k1 + 1) * idf(n_all, N_all) * tf-part; rescale to idf(n_live, N_live) * tf-part, once
+            # per occurrence of the term in the query (as bm25s sums a repeated query term).
+            boost = count * _idf(df_live, live) / (_idf(df_all, all_docs) * (LIVE_K1 + 1.0))
+            term_query = tantivy.Query.term_query(self._schema, _BODY, term, index_option="freq")
+            clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(term_query, boost)))
+        if not clauses:
+            return None
+        return tantivy.Query.boolean_query(clauses)
+
+    def score_texts(self, query_text: str, texts: Sequence[str]) -> list[float]:
+        """BM25 score of ``query_text`` against texts that are not in the index, with the live statistics.
+
+        Each text is scored as if it were one more document (live ``N``, document frequencies and mean length,
+        tantivy's ``k1`` and ``b``; the text's exact length where tantivy uses its one-byte norm), so the score is
+        comparable with :meth:`search`'s. For the hybrid calibration, like ``KeywordIndex.score_texts``.
+        """
+        live = len(self)
+        out = [0.0] * len(texts)
+        if not live or not texts:
+            return out
+        idf = {}
+        for term in dict.fromkeys(tokenize(query_text)):
+            df_live = self._term_stats(term)[1]
+            if df_live:
+                idf[term] = _idf(df_live, live)
+        if not idf:
+            return out
+        avgdl = self._live_avgdl() or 1.0
+        for i, text in enumerate(texts):
+            words = tokenize(text)
+            if not words:
+                continue
+            norm = LIVE_K1 * (1.0 - LIVE_B + LIVE_B * len(words) / avgdl)
+            counts = Counter(w for w in words if w in idf)
+            out[i] = sum(idf[t] * tf / (tf + norm) for t, tf in counts.items())
+        return out
