@@ -41,15 +41,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from shortlist.errors import ConfigError, ShortlistError
-from shortlist.text import clean_text
-
-if TYPE_CHECKING:
-    from shortlist.encoder import Encoder
 
 __all__ = ["BatcherBusyError", "BatcherStats", "EmbeddingBatcher", "MicroBatcher"]
 
@@ -58,6 +54,19 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
+
+
+class Embedder(Protocol):
+    """What :class:`EmbeddingBatcher` needs of an :class:`~shortlist.encoder.Encoder` (which imports this module)."""
+
+    @property
+    def dimension(self) -> int:
+        """The vectors' dimension."""
+        ...
+
+    def embed_documents_with_counts(self, texts: Sequence[str]) -> tuple[Matrix, list[int]]:
+        """The texts' vectors and word-piece counts."""
+        ...
 
 
 class BatcherBusyError(ShortlistError, RuntimeError):
@@ -428,7 +437,7 @@ class EmbeddingBatcher:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: Embedder,
         *,
         max_batch: int = 64,
         max_wait_ms: float = 0.0,
@@ -496,7 +505,6 @@ class EmbeddingBatcher:
         self.batcher.close()
 
     def _encode(self, texts: list[str]) -> list[tuple[Matrix, int]]:
-        vectors = self.encoder.embed_documents(texts)
-        prepared = [clean_text(t) if self.encoder.clean else t for t in texts]
-        counts = [len(e.ids) for e in self.encoder.tokenizer.encode_batch(prepared, add_special_tokens=False)]
+        # The counts come from the encoder's own tokenisation of the texts: they are not tokenised a second time.
+        vectors, counts = self.encoder.embed_documents_with_counts(texts)
         return list(zip(vectors, counts, strict=True))

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
-from shortlist.config import ENV_BACKEND, ENV_CHROMA_PATH, ENV_DEVICE, ENV_MODEL, resolve_chroma_path
+from shortlist.config import (
+    DEFAULT_COLLECTION,
+    ENV_BACKEND,
+    ENV_CHROMA_PATH,
+    ENV_DEVICE,
+    ENV_MODEL,
+    resolve_chroma_path,
+)
 from shortlist.search.options import SEARCH_MODES
 
 if TYPE_CHECKING:
@@ -45,7 +52,6 @@ class Decorator(Protocol):
     def __call__(self, func: F, /) -> F: ...
 
 
-DEFAULT_COLLECTION = "shortlist"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 MODES: tuple[str, ...] = SEARCH_MODES
 DB_HELP = "Folder of the embedded Chroma database (default: ~/.local/share/shortlist/chroma)."

@@ -23,6 +23,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from shortlist.config import DEFAULT_COLLECTION
 from shortlist.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def run(
     *,
     encoder: Encoder | None = None,
     db: str | os.PathLike[str] | None = None,
-    collection: str = "shortlist",
+    collection: str = DEFAULT_COLLECTION,
     limits: Limits | None = None,
     batching: bool = True,
     max_batch: int = 64,

@@ -2,7 +2,7 @@
 routes.
 
 One encoder serves every route, concurrent embedding requests share encoder batches
-(:class:`~shortlist.server.batcher.EmbeddingBatcher`), and every input is bounded (body size, number of texts,
+(:class:`~shortlist.batching.EmbeddingBatcher`), and every input is bounded (body size, number of texts,
 characters per text), each limit answered with a 4xx that says what to change.
 
 Where the parts are: the state the routes share and the request :class:`Limits` in :mod:`shortlist.server.service`;
@@ -24,10 +24,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from shortlist import __version__
-from shortlist.config import resolve_chroma_path
+from shortlist.batching import EmbeddingBatcher
+from shortlist.config import DEFAULT_COLLECTION, resolve_chroma_path
 from shortlist.errors import ConfigError
 from shortlist.server.auth import ENV_API_KEY, PUBLIC_PATHS, resolve_api_key
-from shortlist.server.batcher import EmbeddingBatcher
 from shortlist.server.docs import install_docs
 from shortlist.server.errors import ApiError, ErrorResponses, error_body, install_error_handlers, status_of
 from shortlist.server.guard import FORM_PATHS, GuardMiddleware
@@ -59,7 +59,7 @@ def create_app(
     *,
     encoder: Encoder | None = None,
     db: str | os.PathLike[str] | None = None,
-    collection: str = "shortlist",
+    collection: str = DEFAULT_COLLECTION,
     prefilter: Prefilter | None = None,
     api_key: str | None = None,
     limits: Limits | None = None,

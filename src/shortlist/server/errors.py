@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shortlist.batching import BatcherBusyError
 from shortlist.errors import EmbeddingModelMismatchError, ShortlistError, StoreError
-from shortlist.server.batcher import ServerBusyError
 
 __all__ = ["ErrorResponses", "ApiError", "api_error", "error_body", "install_error_handlers", "status_of"]
 
@@ -79,7 +79,7 @@ def status_of(exc: ShortlistError) -> int:
     (a where filter its parser rejects) 400, any other store failure 503; every other error of shortlist (bad
     input, bad option) 400.
     """
-    if isinstance(exc, ServerBusyError):
+    if isinstance(exc, BatcherBusyError):
         return 503
     if isinstance(exc, EmbeddingModelMismatchError):
         return 409
@@ -93,7 +93,7 @@ def api_error(exc: ShortlistError, *, param: str | None = None) -> ApiError:
     status = status_of(exc)
     message = str(exc)
     headers = None
-    if isinstance(exc, ServerBusyError):
+    if isinstance(exc, BatcherBusyError):
         headers = {"Retry-After": "1"}
     elif isinstance(exc, StoreError) and not isinstance(exc, EmbeddingModelMismatchError):
         prefix = "Chroma refused the request" if status == 400 else "The collection could not be searched"

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 from fastapi import Depends, Request
 
+from shortlist.batching import EmbeddingBatcher
 from shortlist.errors import ConfigError, ShortlistError
-from shortlist.server.batcher import EmbeddingBatcher
 from shortlist.server.errors import ApiError, api_error
 from shortlist.text import clean_text
 
