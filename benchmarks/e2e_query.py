@@ -8,11 +8,12 @@ defaults), built as benchmarks/prefilter.py builds its collections: real MiniLM 
 benchmarks/results/ by that script, made here if missing) plus synthetic neighbours up to ``--size``. Timed per query,
 interleaved in blocks: each contestant in turn asks the next ``--block`` questions (default 20), so a busy machine
 slows all alike. Not query by query: after a call, torch's OpenMP threads (and ONNX Runtime's pool, before
-shortlist's sessions were set to stop it) keep spinning for up to ~20 ms, and with one contestant right after another on 2 cores, each would be timed against the
-other's spinning threads (measured: onnx-int8 2.3 -> 2.9 ms p50 and 8.7 ms p99, torch 14 -> 22 ms) instead of on
-its own. ``--pause`` sleeps (untimed) before each block; it is off by default here because the HNSW index and the
-model weights then start each block out of the CPU caches, which made every pipeline slower (Chroma's stage 4.9 ->
-6.3 ms p50) without changing the ratio (2.42x without, 2.44x with, same hour).
+shortlist's sessions were set to stop it) keep spinning for up to ~20 ms, and with one contestant right after
+another on 2 cores, each would be timed against the other's spinning threads (measured: onnx-int8 2.3 -> 2.9 ms
+p50 and 8.7 ms p99, torch 14 -> 22 ms) instead of on its own. ``--pause`` sleeps (untimed) before each block; it
+is off by default here because the HNSW index and the model weights then start each block out of the CPU caches,
+which made every pipeline slower (Chroma's stage 4.9 -> 6.3 ms p50) without changing the ratio (2.42x without,
+2.44x with, same hour).
 
 - shortlist: ``Prefilter.search(question, k=50, mode="dense")`` with ``Encoder(backend=...)`` (query cache off);
 - LangChain: ``Chroma(embedding_function=HuggingFaceEmbeddings(model_name=<same local weights>))
