@@ -40,7 +40,8 @@ strace:
 demo: $(STAMP)
 	$(BIN)/python -m shortlist.demo
 
-test: $(STAMP) browser strace
+# lint first: ruff, the format check and strict mypy are part of the tests, so they cannot be skipped.
+test: $(STAMP) browser strace lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
