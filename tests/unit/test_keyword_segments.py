@@ -120,7 +120,8 @@ def test_allowed_ids(tmp_path: Path) -> None:
 
 def test_query_syntax_is_text(tmp_path: Path) -> None:
     with _writer(tmp_path, DOCS) as index:
-        for query in ['title:dogs AND (bark OR "loud*")', "dogs^10 -cats +bird~2", "dogs [* TO *] {}", '"unclosed dogs']:
+        syntax = ['title:dogs AND (bark OR "loud*")', "dogs^10 -cats +bird~2", "dogs [* TO *] {}", '"unclosed dogs']
+        for query in syntax:
             assert "en2" in _ids(index.search(query, 5))
         assert index.search(':*"()[]{}^~-+!/\\', 5) == []
         assert index.search("", 5) == []
