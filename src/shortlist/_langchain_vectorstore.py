@@ -58,10 +58,11 @@ def _encoder_of(embedding: Embeddings | None) -> Encoder | None:
     """The shortlist encoder behind ``embedding`` (``None``: the shared one); any other embeddings are refused."""
     if embedding is None:
         return None
-    from shortlist.langchain import MiniLMEmbeddings
+    from shortlist.encoder import Encoder
 
-    if isinstance(embedding, MiniLMEmbeddings):
-        return embedding.encoder
+    encoder = getattr(embedding, "encoder", None)  # a MiniLMEmbeddings (not imported: the adapter imports us)
+    if isinstance(encoder, Encoder):
+        return encoder
     msg = (
         f"ShortlistVectorStore embeds with shortlist's own encoder, not with {type(embedding).__name__}: pass "
         "embedding=MiniLMEmbeddings() (or None for the shared default). The collection records its model, so "
@@ -145,6 +146,7 @@ class ShortlistVectorStore(VectorStore):
                 collection_name, path=persist_directory, client=client, host=host, port=port, encoder=encoder
             )
         self._mode: SearchMode = mode
+        self._embedding = embedding_function
         self._defaults = dict(search_defaults)
         if mode not in ("dense", "keyword", "hybrid"):
             msg = f"mode must be 'hybrid', 'dense' or 'keyword', got {mode!r}."
@@ -211,10 +213,8 @@ class ShortlistVectorStore(VectorStore):
 
     @property
     def embeddings(self) -> Embeddings:
-        """The LangChain embeddings over this store's encoder."""
-        from shortlist.langchain import MiniLMEmbeddings
-
-        return MiniLMEmbeddings(encoder=self._prefilter.encoder)
+        """The LangChain embeddings given, else embeddings over this store's encoder."""
+        return self._embedding if self._embedding is not None else _EncoderEmbeddings(self._prefilter.encoder)
 
     def __repr__(self) -> str:
         return f"ShortlistVectorStore({self._prefilter.store!r}, mode={self._mode!r})"
@@ -349,6 +349,19 @@ class ShortlistVectorStore(VectorStore):
 
 def _cosine_as_relevance(score: float) -> float:
     return score
+
+
+class _EncoderEmbeddings(Embeddings):
+    """LangChain embeddings over an encoder (what :attr:`ShortlistVectorStore.embeddings` gives when none was)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encoder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encoder.embed_query(text).tolist()  # type: ignore[no-any-return]
 
 
 def _check_options(options: Mapping[str, Any], owner: str) -> None:

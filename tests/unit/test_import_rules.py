@@ -76,8 +76,6 @@ LAUNCHERS = {
 KNOWN_BROKEN: dict[str, str] = {
     "shortlist._onnx <-> shortlist.onnx_export": "H14-store: the runtime exports a missing graph and the exporter "
     "checks its graph with the runtime's session; the session moves to a module of its own with the rename",
-    "shortlist._langchain_vectorstore <-> shortlist.langchain": "H17: the vector store imports the adapter's "
-    "embeddings lazily, and the adapter re-exports the vector store",
 }
 
 
