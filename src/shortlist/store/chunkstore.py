@@ -353,20 +353,16 @@ class ChunkStore(PagedReads):
         if n <= 0:
             return []
         include = ["metadatas", "documents", "distances"] + (["embeddings"] if include_embeddings else [])
-        try:
-            res: Any = self.collection.query(
-                query_embeddings=vec,
-                n_results=int(n),
-                where=dict(where) if where else None,
-                where_document=dict(where_document) if where_document else None,  # type: ignore[arg-type]
-                include=include,  # type: ignore[arg-type]
-            )
-        except ValueError as exc:
-            msg = f"Invalid query filter for collection {self.name!r}: {exc}"
-            raise InputError(msg) from exc
-        except Exception as exc:
-            msg = f"Chroma could not query collection {self.name!r}: {exc}"
-            raise StoreError(msg) from exc
+        res = self._ask(
+            self.collection.query,
+            "Invalid query filter for collection",
+            "query collection",
+            query_embeddings=vec,
+            n_results=int(n),
+            where=dict(where) if where else None,
+            where_document=dict(where_document) if where_document else None,
+            include=include,
+        )
         ids = res["ids"][0]
         dists = res["distances"][0] if res.get("distances") else [1.0] * len(ids)
         docs = res["documents"][0] if res.get("documents") else [None] * len(ids)

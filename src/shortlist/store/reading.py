@@ -6,7 +6,7 @@ here only reads the collection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shortlist.errors import InputError, StoreError
@@ -50,15 +50,19 @@ class PagedReads:
             out.update(c.id for batch in self.iter_chunks(where=filt, include_text=False) for c in batch)
         return out
 
-    def _get(self, **kwargs: Any) -> Any:
+    def _ask(self, call: Callable[..., Any], invalid: str, failed: str, **kwargs: Any) -> Any:
+        """Run one Chroma read; a ``ValueError`` (a bad filter) becomes InputError, any other error StoreError."""
         try:
-            return self.collection.get(**kwargs)
+            return call(**kwargs)
         except ValueError as exc:
-            msg = f"Invalid request to collection {self.name!r}: {exc}"
+            msg = f"{invalid} {self.name!r}: {exc}"
             raise InputError(msg) from exc
         except Exception as exc:
-            msg = f"Chroma could not read collection {self.name!r}: {exc}"
+            msg = f"Chroma could not {failed} {self.name!r}: {exc}"
             raise StoreError(msg) from exc
+
+    def _get(self, **kwargs: Any) -> Any:
+        return self._ask(self.collection.get, "Invalid request to collection", "read collection", **kwargs)
 
     def _pages(
         self,
