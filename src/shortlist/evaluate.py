@@ -444,6 +444,10 @@ def prefilter_report(
 
 
 def _hit_tokens(prefilter: Prefilter, hit: Any) -> int:
+    """The hit's word pieces: the count its chunk carries from ingest, else (none recorded) its text tokenised."""
+    tokens = getattr(hit, "tokens", None)
+    if isinstance(tokens, int) and tokens > 0:
+        return tokens
     return len(prefilter.encoder.tokenizer.encode(hit.text, add_special_tokens=False).ids)
 
 

@@ -1,13 +1,16 @@
 """Prefilter: narrow thousands of chunks to a top-k shortlist before an LLM reads them.
 
-Ingest: documents -> :func:`~shortlist.text.clean_text` -> :func:`~shortlist.text.split_text` (<= ``chunk_tokens``
-word pieces, ``chunk_overlap`` carried over) -> :meth:`Encoder.embed_documents <shortlist.encoder.Encoder>` (only
-for chunks not stored yet) -> :meth:`ChunkStore.upsert <shortlist.store.ChunkStore.upsert>`.
+A short facade over the two paths:
 
-Search: question -> vector -> Chroma's nearest chunks (with ``where`` / ``where_document`` filters) plus, in hybrid
-mode, BM25 candidates, fused by :attr:`Prefilter.fusion` (adaptive by default, see :mod:`shortlist.fusion`)
--> ``min_score`` threshold (cosine) -> cap per document -> MMR
-diversity (optional) -> top ``k`` -> token budget (optional) -> :class:`~shortlist.types.Shortlist`.
+- Ingest (:mod:`shortlist.ingest`): documents -> :func:`~shortlist.text.clean_text` -> chunks of at most
+  ``chunk_tokens`` word pieces, each headed by its document's title -> only chunks not stored yet are embedded by
+  the :class:`~shortlist.encoder.Encoder` -> :class:`~shortlist.store.ChunkStore` -> an
+  :class:`~shortlist.ingest.report.IngestReport`.
+- Search (:mod:`shortlist.search`): question -> vector -> Chroma's nearest chunks (with ``where`` /
+  ``where_document`` filters) plus, in hybrid mode, BM25 candidates (:mod:`shortlist.keywords`), fused by
+  :attr:`Prefilter.fusion` (adaptive by default, see :mod:`shortlist.fusion`) -> ``min_score`` threshold (cosine)
+  -> cap per document -> MMR diversity (optional) -> top ``k`` -> token budget (optional) ->
+  :class:`~shortlist.types.Shortlist`.
 
 Example:
     ```python
@@ -23,31 +26,34 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
-from shortlist.errors import ConfigError, InputError
-from shortlist.fusion import SEED, AdaptiveFusion, Calibration, calibrate, combine
-from shortlist.store import KEY_CHUNK, KEY_SOURCE, KEY_TITLE, ChunkRecord, ChunkStore, StoredChunk, restore_metadata
-from shortlist.text import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, clean_text, split_text
-from shortlist.types import Hit, SearchStats, Shortlist
+from shortlist.errors import ConfigError
+from shortlist.ingest import DEFAULT_INGEST_BATCH, Ingestor, IngestReport
+from shortlist.keywords.cache import KeywordCache
+from shortlist.keywords.calibration import Calibration, probe_pool_ids
+from shortlist.search import pipeline
+from shortlist.search.calibration import calibrate
+from shortlist.search.fusion import RRF_K, AdaptiveFusion, Fusion, rrf
+from shortlist.search.options import SEARCH_MODES, SearchOptions, check_where_document
+from shortlist.search.sources import StoreSource
+from shortlist.search.stages import Candidate
+from shortlist.store import KEY_TITLE, ChunkStore
+from shortlist.text import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
+from shortlist.types import Shortlist
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
     from shortlist.encoder import Encoder
-    from shortlist.keyword import KeywordIndex
+    from shortlist.keywords.bm25 import KeywordIndex
 
 __all__ = [
     "DEFAULT_MODE",
@@ -61,114 +67,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_MODES = ("dense", "keyword", "hybrid")
-DEFAULT_INGEST_BATCH = 256
-RRF_K = 60
+_MODES = SEARCH_MODES  # the old private name
+_ = (DEFAULT_INGEST_BATCH, RRF_K)  # importable from here as before
 #: SearchStats.chunks_total may use a collection count this recent (seconds); this process's writes refresh it.
 _COUNT_MAX_AGE = 1.0
+#: Chunks the calibration's probes are drawn from (at most).
+_PROBE_POOL = 2000
 
 
-# ---------------------------------------------------------------------------------------------- fusion
-class Fusion(Protocol):
-    """How hybrid search merges its two candidate lists.
-
-    Called with the question and both lists, each ``(id, raw score)`` best first (cosine similarity for the dense
-    list, BM25 score for the keyword list); returns ``(id, fused score)`` best first. Any id may appear in one list
-    only.
-    """
-
-    def __call__(
-        self, query: str, dense: Sequence[tuple[str, float]], keyword: Sequence[tuple[str, float]]
-    ) -> list[tuple[str, float]]:
-        """Fuse the lists."""
-        ...
-
-
-def rrf(
-    query: str,
-    dense: Sequence[tuple[str, float]],
-    keyword: Sequence[tuple[str, float]],
-    *,
-    k: int = RRF_K,
-    weights: tuple[float, float] = (1.0, 1.0),
-) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: ``sum(weight / (k + rank))`` over the lists an id is in (ranks from 1).
-
-    Ties are broken by the dense rank, then the keyword rank.
-
-    Args:
-        query: The question (unused by plain RRF; adaptive fusions use it).
-        dense: ``(id, cosine)`` best first.
-        keyword: ``(id, bm25)`` best first.
-        k: The RRF constant (60, as in Cormack et al. 2009).
-        weights: Weights of the dense and keyword lists.
-
-    Returns:
-        ``(id, fused score)``, best first.
-    """
-    del query
-
-    def parts(ranked: Sequence[tuple[str, float]], weight: float) -> list[tuple[str, float]]:
-        # a list of weight 0 is left out entirely (from the scores and from the tie-break)
-        return [(id_, weight / (k + rank)) for rank, (id_, _) in enumerate(ranked, start=1)] if weight > 0 else []
-
-    return combine(parts(dense, weights[0]), parts(keyword, weights[1]))
-
-
-# ---------------------------------------------------------------------------------------------- reports
-@dataclass(frozen=True)
-class IngestReport:
-    """What :meth:`Prefilter.add_documents` did.
-
-    Attributes:
-        documents: Documents read.
-        chunks: Chunks they were split into (after removing duplicates).
-        added: Chunks embedded and written (not stored before).
-        skipped: Chunks already stored with the same metadata (not embedded again).
-        updated: Chunks already stored whose metadata was rewritten (not embedded again).
-        removed: Stale chunks of re-ingested documents deleted (their text changed).
-        tokens: Word pieces in this call's chunks.
-        corpus_tokens: Word pieces in the whole collection afterwards.
-        seconds: Wall time.
-    """
-
-    documents: int = 0
-    chunks: int = 0
-    added: int = 0
-    skipped: int = 0
-    updated: int = 0
-    removed: int = 0
-    tokens: int = 0
-    corpus_tokens: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class Candidate:
-    """A chunk considered by one search (mutable scratch data, not part of the answer).
-
-    Attributes:
-        chunk: The stored chunk.
-        cosine: Cosine similarity to the query (``None`` until computed).
-        keyword: BM25 score (``None`` if not a keyword candidate).
-        fused: Score used for ordering (cosine, BM25 or the fused score, by mode).
-    """
-
-    chunk: StoredChunk
-    cosine: float | None = None
-    keyword: float | None = None
-    fused: float = 0.0
-    embedding: np.ndarray[Any, np.dtype[np.float32]] | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class _Doc:
-    source: str
-    text: str
-    metadata: Mapping[str, Any]
-
-
-# ---------------------------------------------------------------------------------------------- the prefilter
 class Prefilter:
     """A Chroma-backed pre-filter: ingest documents once, then shortlist the chunks worth an LLM's attention.
 
@@ -183,13 +89,16 @@ class Prefilter:
         chunk_overlap: Word pieces carried from one chunk to the next (default 16).
         fusion: How hybrid search merges its dense and keyword lists. Default: an
             :class:`~shortlist.fusion.AdaptiveFusion` over this collection's :meth:`calibration` (dense weight
-            calibrated from the collection's own chunks, by query script); :func:`rrf` is the fixed-weight classic.
+            calibrated from the collection's own chunks, by query script), obtained before each hybrid search;
+            :func:`rrf` is the fixed-weight classic.
+        store: A :class:`~shortlist.store.ChunkStore` to use instead of opening one.
         title_key: Metadata key of a document's title (default ``"title"``; ``None``: off). A document that has one
             gets it at the head of **every** chunk (title, line break, chunk text), not only the first, so a chunk
             cut from the middle still says what it is about: to the dense side, to BM25 and to the LLM that reads
             it (LlamaIndex likewise embeds a node's metadata with its text). The title counts against
             ``chunk_tokens``; a title longer than a third of ``chunk_tokens`` is left at the start of the document
-            only. On SciFact this lifts hybrid nDCG@10 by about 0.015 (``benchmarks/hybrid.py``).
+            only (see :mod:`shortlist.ingest.chunking`). On SciFact this lifts hybrid nDCG@10 by about 0.015
+            (``benchmarks/hybrid.py``).
 
     Raises:
         ConfigError: on bad chunk sizes or conflicting locations.
@@ -203,7 +112,7 @@ class Prefilter:
     files (``<path>/shortlist-keyword/<collection>/``) and reloads it after a restart when the ids hash still
     matches; a server-backed or in-memory store rebuilds it from the collection on first use (the index cannot
     sit beside a server's database). Writes by other processes that keep the count unchanged are noticed at the
-    next restart, or with :meth:`refresh_keyword_index`.
+    next restart, or with :meth:`refresh_keyword_index`. See :mod:`shortlist.keywords.cache`.
     """
 
     def __init__(
@@ -244,20 +153,13 @@ class Prefilter:
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.title_key = title_key
-        if fusion is None:
-            fusion = AdaptiveFusion(self.calibration)
-        self.fusion: Fusion = fusion
+        self._fusion = fusion
         self.store = (
             store
             if store is not None
             else ChunkStore(collection, path=path, host=host, port=port, client=client, encoder=encoder)
         )
-        self._kw_lock = threading.Lock()
-        self._kw: KeywordIndex | None = None
-        self._kw_quick = ""
-        self._generation = 0
-        self._cal_lock = threading.Lock()
-        self._cal: Calibration | None = None
+        self._keywords = KeywordCache(self.store, log=logger)
 
     @classmethod
     def in_memory(cls, collection: str = "shortlist", encoder: Encoder | None = None, **kw: Any) -> Prefilter:
@@ -271,6 +173,17 @@ class Prefilter:
 
     def __repr__(self) -> str:
         return f"Prefilter({self.store!r}, chunk_tokens={self.chunk_tokens}, chunk_overlap={self.chunk_overlap})"
+
+    @property
+    def fusion(self) -> Fusion:
+        """How hybrid search merges its lists: the one given, else an :class:`~shortlist.fusion.AdaptiveFusion`
+        over the collection's current :meth:`calibration` (computed now if stale). Assign ``None`` for the default.
+        """  # noqa: D205
+        return self._fusion if self._fusion is not None else AdaptiveFusion(self.calibration())
+
+    @fusion.setter
+    def fusion(self, value: Fusion | None) -> None:
+        self._fusion = value
 
     # ------------------------------------------------------------------ small API
     def count(self) -> int:
@@ -288,98 +201,10 @@ class Prefilter:
         """Delete every chunk of one or more documents (by their ids), or chunks by id. Returns how many."""
         n = self.store.delete(ids, source=source)
         if n:
-            self._touch()
+            self._keywords.touch()
         return n
 
-    def _touch(self) -> None:
-        with self._kw_lock:
-            self._generation += 1
-
     # ------------------------------------------------------------------ ingest
-    def _normalise(self, doc: Any, i: int, ids: Sequence[str] | None, metas: Sequence[Any] | None) -> _Doc:
-        where = f"documents[{i}]"
-        doc_id: Any = None
-        meta: Any = None
-        if isinstance(doc, str):
-            text: Any = doc
-        elif isinstance(doc, Mapping):
-            text = next((doc[k] for k in ("text", "page_content", "content") if doc.get(k) is not None), None)
-            doc_id = next((doc[k] for k in ("id", "_id", "doc_id") if doc.get(k) is not None), None)
-            meta = doc.get("metadata")
-        else:
-            text = getattr(doc, "page_content", None)
-            if text is None:
-                text = getattr(doc, "text", None)
-            for attr in ("id", "id_", "doc_id"):
-                value = getattr(doc, attr, None)
-                if isinstance(value, str) and value:
-                    doc_id = value
-                    break
-            meta = getattr(doc, "metadata", None)
-            if text is None and meta is None:
-                msg = (
-                    f"{where} is a {type(doc).__name__}: give a str, a dict with 'text' or 'page_content', or an "
-                    "object with .page_content or .text (a LangChain or LlamaIndex Document)."
-                )
-                raise InputError(msg)
-        if not isinstance(text, str):
-            msg = f"{where} has no text (got {type(text).__name__}); give its text as a str."
-            raise InputError(msg)
-        if meta is not None and not isinstance(meta, Mapping):
-            msg = f"{where}.metadata must be a dict, got {type(meta).__name__}."
-            raise InputError(msg)
-        merged = dict(meta or {})
-        if metas is not None:
-            extra = metas[i]
-            if extra is not None and not isinstance(extra, Mapping):
-                msg = f"metadatas[{i}] must be a dict or None, got {type(extra).__name__}."
-                raise InputError(msg)
-            merged.update(extra or {})
-        if ids is not None:
-            doc_id = ids[i]
-        if doc_id is not None and (not isinstance(doc_id, str | int) or isinstance(doc_id, bool) or doc_id == ""):
-            msg = f"The id of {where} must be a non-empty str, got {doc_id!r}."
-            raise InputError(msg)
-        cleaned = clean_text(text)
-        if not cleaned:
-            msg = f"{where} is empty after cleaning: drop it (nothing was written for it)."
-            raise InputError(msg)
-        if doc_id is None:
-            src = merged.get(KEY_SOURCE)
-            doc_id = src if isinstance(src, str) and src else "doc-" + hashlib.sha256(cleaned.encode()).hexdigest()[:20]
-        from shortlist.store import sanitize_metadata
-
-        sanitize_metadata(
-            {k: v for k, v in merged.items() if k not in (KEY_SOURCE, KEY_CHUNK)}, where=f"{where}.metadata"
-        )
-        return _Doc(str(doc_id), cleaned, merged)
-
-    def _chunk(self, doc: _Doc) -> list[ChunkRecord]:
-        tok = self.encoder.tokenizer
-        (title, title_tokens), body = self._title(doc), doc.text
-        budget, overlap = self.chunk_tokens, self.chunk_overlap
-        if title:
-            body = _without_leading_title(body, title)
-            budget -= title_tokens
-            overlap = min(overlap, budget // 2)  # the title took part of the chunk: keep the overlap below half
-        pieces = split_text(body, budget, overlap, tokenizer=tok)
-        if title:
-            pieces = [f"{title}\n{p}" for p in pieces] or [title]
-        counts = [len(e.ids) for e in tok.encode_batch(pieces, add_special_tokens=False)] if pieces else []
-        return [
-            ChunkRecord(source=doc.source, chunk=i, text=p, tokens=n, metadata=doc.metadata)
-            for i, (p, n) in enumerate(zip(pieces, counts, strict=True))
-        ]
-
-    def _title(self, doc: _Doc) -> tuple[str, int]:
-        """The title to head each chunk of ``doc`` with and its word pieces, or ("", 0): none, or too long."""
-        value = doc.metadata.get(self.title_key) if self.title_key else None
-        if not isinstance(value, str):
-            return "", 0
-        title = " ".join(clean_text(value).split())
-        tokens = len(self.encoder.tokenizer.encode(title, add_special_tokens=False).ids) if title else 0
-        return (title, tokens) if 0 < tokens <= self.chunk_tokens // 3 else ("", 0)
-
     def add_documents(
         self,
         documents: str | Iterable[Any],
@@ -416,126 +241,24 @@ class Prefilter:
             ConfigError: on a bad ``batch_size``, or ``ids``/``metadatas`` whose length does not match.
             StoreError: if Chroma refuses a write (what was written stays; run again to finish).
         """
-        start = time.perf_counter()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            msg = f"batch_size must be a positive int, got {batch_size!r}."
-            raise ConfigError(msg)
-        if isinstance(documents, str | bytes) or isinstance(documents, Mapping):
-            documents = [documents]
-        docs_iter: Iterator[_Doc]
-        if isinstance(documents, Sequence):
-            for name, seq in (("ids", ids), ("metadatas", metadatas)):
-                if seq is not None and len(seq) != len(documents):
-                    msg = f"{name} has {len(seq)} entries for {len(documents)} documents."
-                    raise ConfigError(msg)
-            normalised = [self._normalise(d, i, ids, metadatas) for i, d in enumerate(documents)]
-            latest = {d.source: i for i, d in enumerate(normalised)}
-            if len(latest) < len(normalised):
-                logger.warning("%d documents repeat an id; the last of each is kept.", len(normalised) - len(latest))
-            docs_iter = iter([d for i, d in enumerate(normalised) if latest[d.source] == i])
-        else:
-            if ids is not None or metadatas is not None:
-                msg = "ids and metadatas need a list of documents; with an iterator, put them in each document."
-                raise ConfigError(msg)
-            docs_iter = (self._normalise(d, i, None, None) for i, d in enumerate(documents))
-
-        report = IngestReport()
-        pending: dict[str, list[ChunkRecord]] = {}
-        n_pending = 0
-        try:
-            for doc in docs_iter:
-                records = self._chunk(doc)
-                report = replace(report, documents=report.documents + 1)
-                if doc.source in pending:
-                    n_pending -= len(pending.pop(doc.source))
-                pending[doc.source] = records
-                n_pending += len(records)
-                if n_pending >= batch_size:
-                    report = self._flush(pending, report, start)
-                    pending, n_pending = {}, 0
-                    if progress is not None:
-                        progress(report)
-            if pending:
-                report = self._flush(pending, report, start)
-                if progress is not None:
-                    progress(report)
-        finally:
-            if report.added or report.removed or report.updated:
-                self._touch()
-        return replace(report, corpus_tokens=self.store.corpus_tokens(), seconds=time.perf_counter() - start)
-
-    def _flush(self, pending: Mapping[str, list[ChunkRecord]], report: IngestReport, start: float) -> IngestReport:
-        records: dict[str, ChunkRecord] = {}
-        for recs in pending.values():
-            for rec in recs:
-                records[rec.id] = rec  # identical (source, index, text) twice: written once
-        stored = {c.id: c for c in self.store.get(list(records), include_text=False)}
-        new = [r for r in records.values() if r.id not in stored]
-        changed = [
-            r
-            for r in records.values()
-            if r.id in stored and dict(stored[r.id].metadata) != restore_metadata(r.chroma_metadata())
-        ]
-        if new:
-            vectors = self.encoder.embed_documents([r.text for r in new])
-            self.store.upsert(new, vectors)
-        if changed:
-            self.store.update_metadata(changed)
-        # Chunks of these documents that the new versions no longer have (their text changed): remove them.
-        keep = set(records)
-        stale = self.store.ids_of_sources(list(pending)) - keep
-        removed = self.store.delete(sorted(stale)) if stale else 0
-        return replace(
-            report,
-            chunks=report.chunks + len(records),
-            added=report.added + len(new),
-            skipped=report.skipped + len(records) - len(new) - len(changed),
-            updated=report.updated + len(changed),
-            removed=report.removed + removed,
-            tokens=report.tokens + sum(r.tokens for r in records.values()),
-            corpus_tokens=self.store.corpus_tokens(),
-            seconds=time.perf_counter() - start,
+        ingestor = Ingestor(
+            self.store,
+            self.encoder,
+            chunk_tokens=self.chunk_tokens,
+            chunk_overlap=self.chunk_overlap,
+            title_key=self.title_key,
+            on_write=self._keywords.touch,
         )
+        return ingestor.add(documents, ids=ids, metadatas=metadatas, batch_size=batch_size, progress=progress)
 
-    # ------------------------------------------------------------------ keyword index
+    # ------------------------------------------------------------------ keyword index and calibration
     def keyword_index(self) -> KeywordIndex:
         """The BM25 index over the collection, (re)built if the collection changed since it was built."""
-        from shortlist.keyword import KeywordIndex
-
-        with self._kw_lock:
-            quick = f"{self.store.count()}:{self._generation}"  # fresh: another writer may have added chunks
-            if self._kw is not None and self._kw_quick == quick:
-                return self._kw
-            # Something changed (or first use): the ids hash says whether the index still matches the collection.
-            ids = self._all_ids()
-            from shortlist.keyword import INDEX_VERSION
-
-            digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
-            fingerprint = f"{INDEX_VERSION}:{digest}"
-            folder = self._keyword_folder()
-            if self._kw is None or self._kw.fingerprint != fingerprint:
-                cached = KeywordIndex.load(folder) if folder is not None else None
-                if cached is not None and cached.fingerprint == fingerprint:
-                    self._kw = cached
-                    logger.info("Loaded the keyword index of %d chunks from %s", len(cached), folder)
-                else:
-                    t = time.perf_counter()
-                    items = ((c.id, c.text) for batch in self.store.iter_chunks() for c in batch)
-                    self._kw = KeywordIndex.build(items, fingerprint=fingerprint)
-                    logger.info("Built the keyword index of %d chunks in %.2fs", len(self._kw), time.perf_counter() - t)
-                    if folder is not None:
-                        try:
-                            self._kw.save(folder)
-                        except OSError as exc:  # a read-only folder: keep the index in memory only
-                            logger.warning("Could not save the keyword index to %s: %s", folder, exc)
-            self._kw_quick = quick
-            return self._kw
+        return self._keywords.index()
 
     def refresh_keyword_index(self) -> KeywordIndex:
         """Check the keyword index against the collection now (after writes by another process) and return it."""
-        with self._kw_lock:
-            self._kw_quick = ""
-        return self.keyword_index()
+        return self._keywords.refresh()
 
     def calibration(self) -> Calibration:
         """The hybrid fusion's calibration of this collection (see :mod:`shortlist.fusion`), computed if stale.
@@ -545,52 +268,17 @@ class Prefilter:
         An embedded store keeps it beside the keyword index, so a restart reloads it instead. Call it after ingest
         to pay that cost then rather than on the first hybrid search.
         """
-        index = self.keyword_index()
-        with self._cal_lock:
-            if self._cal is not None and self._cal.fingerprint == index.fingerprint:
-                return self._cal
-            folder = self._keyword_folder()
-            cached = Calibration.load(folder) if folder is not None else None
-            if cached is not None and cached.fingerprint == index.fingerprint:
-                self._cal = cached
-                return cached
-            cal = calibrate(
-                self._probe_pool(index.ids),
-                index,
-                self.encoder,
-                lambda vec, n: [(c.id, float(c.score or 0.0)) for c in self.store.query(vec, n)],
-                fingerprint=index.fingerprint,
-            )
-            if folder is not None and folder.is_dir():
-                try:
-                    cal.save(folder)
-                except OSError as exc:
-                    logger.warning("Could not save the hybrid calibration to %s: %s", folder, exc)
-            self._cal = cal
-            return cal
+        return self._keywords.calibration(self._calibrate)
 
-    def _probe_pool(self, ids: Sequence[str], size: int = 2000) -> list[tuple[str, str, str]]:
-        """``(id, source, text)`` of up to ``size`` chunks drawn with a fixed seed (the calibration's probe pool)."""
-        order = sorted(ids)
-        rng = np.random.default_rng(SEED)
-        rng.shuffle(order)
-        return [(c.id, c.source, c.text) for c in self.store.get(order[:size])]
-
-    def _all_ids(self) -> list[str]:
-        out: list[str] = []
-        offset, page = 0, 20_000
-        while True:
-            res = self.store._get(include=[], limit=page, offset=offset)
-            out.extend(res["ids"])
-            if len(res["ids"]) < page:
-                return out
-            offset += page
-
-    def _keyword_folder(self) -> Path | None:
-        """Where an embedded store keeps its keyword index: beside the Chroma folder's files, per collection."""
-        if self.store.path is None:
-            return None
-        return self.store.path / "shortlist-keyword" / self.store.name
+    def _calibrate(self, index: KeywordIndex) -> Calibration:
+        pool = [(c.id, c.source, c.text) for c in self.store.get(probe_pool_ids(index.ids, _PROBE_POOL))]
+        return calibrate(
+            pool,
+            index,
+            self.encoder,
+            lambda vec, n: [(c.id, float(c.score or 0.0)) for c in self.store.query(vec, n)],
+            fingerprint=index.fingerprint,
+        )
 
     # ------------------------------------------------------------------ search
     def search(
@@ -637,267 +325,61 @@ class Prefilter:
             ConfigError: on a bad option (``k`` < 1, unknown mode, ``mmr_lambda`` outside [0, 1]...).
             EmbeddingModelMismatchError: on a query vector of another dimension.
         """
-        t_start = time.perf_counter()
+        options = SearchOptions(
+            k=k,
+            min_score=min_score,
+            where=where,
+            where_document=where_document,
+            mode=mode,
+            mmr=mmr,
+            mmr_lambda=mmr_lambda,
+            fetch_k=fetch_k,
+            max_per_source=max_per_source,
+            budget=budget,
+        )
+        return self.search_with(query, options)
+
+    def search_with(self, query: str | Sequence[float] | np.ndarray[Any, Any], options: SearchOptions) -> Shortlist:
+        """:meth:`search` with its options in one :class:`~shortlist.search.options.SearchOptions` value.
+
+        Args:
+            query: The question, or a query vector (``dense`` mode only).
+            options: The search's options (checked when they were built).
+
+        Returns:
+            The :class:`~shortlist.types.Shortlist` (see :meth:`search`).
+
+        Raises:
+            InputError: on an empty query, a vector of the wrong shape, or a bad filter.
+            EmbeddingModelMismatchError: on a query vector of another dimension.
+        """
+        started = time.perf_counter()
         timings: dict[str, float] = {}
-        if mode is None:
-            mode = DEFAULT_MODE if isinstance(query, str) else "dense"
-        self._check_options(k, mode, mmr_lambda, fetch_k, max_per_source, budget, min_score)
-        text, qvec = self._query_vector(query, mode, timings)
-        if where is not None:
-            self.store.check_where(where)
-        if where_document is not None and (not isinstance(where_document, Mapping) or not where_document):
-            msg = f"where_document must be a non-empty dict like {{'$contains': 'word'}}, got {where_document!r}."
-            raise InputError(msg)
-        pooled = mmr or max_per_source is not None or budget is not None or min_score is not None or mode == "hybrid"
-        fetch = max(k, fetch_k if fetch_k is not None else (max(4 * k, 20) if pooled else k))
-
-        total = self.store.count(max_age=_COUNT_MAX_AGE)
-        ranked: list[Candidate] = []
-        while True:
-            ranked, n_candidates, saturated = self._gather(text, qvec, fetch, mode, where, where_document, mmr, timings)
-            if min_score is not None:
-                ranked = [c for c in ranked if (c.cosine if c.cosine is not None else -1.0) >= min_score]
-            if max_per_source is not None:
-                ranked = _cap_per_source(ranked, max_per_source)
-                # Too few distinct documents in the pool: widen it (x4) while the indexes have more to give.
-                if len(ranked) < k and saturated and fetch < total:
-                    fetch = min(fetch * 4, total)
-                    continue
-            break
-        if mmr and len(ranked) > 1:
-            t = time.perf_counter()
-            ranked = self._mmr(ranked, qvec, k, mmr_lambda, mode)
-            timings["mmr"] = _ms(t)
-        ranked = ranked[:k]
-        if budget is not None:
-            kept: list[Candidate] = []
-            used = 0
-            for cand in ranked:
-                if used + cand.chunk.tokens <= budget:
-                    kept.append(cand)
-                    used += cand.chunk.tokens
-            ranked = kept
-
-        hits = tuple(
-            Hit(id=c.chunk.id, text=c.chunk.text, score=float(c.cosine or 0.0), metadata=c.chunk.metadata, rank=i)
-            for i, c in enumerate(ranked, start=1)
+        options = options.resolved(query_is_text=isinstance(query, str))
+        mode = options.mode or "dense"
+        store = self.store
+        text, qvec = pipeline.query_vector(
+            query,
+            mode,
+            self.encoder.embed_query,
+            dimension=store.dimension,
+            collection=store.name,
+            model_name=store.model_name,
+            timings=timings,
         )
-        timings["total"] = _ms(t_start)
-        stats = SearchStats(
-            chunks_total=total,
+        if options.where is not None:
+            store.check_where(options.where)
+        check_where_document(options.where_document)
+        fusion = self.fusion if mode == "hybrid" else None  # the calibration, before the query path runs
+        total = store.count(max_age=_COUNT_MAX_AGE)
+        source = StoreSource(store, self._keywords)
+        ranked, n_candidates = pipeline.run(text, qvec, options, source, fusion=fusion, total=total, timings=timings)
+        return pipeline.to_shortlist(
+            text,
+            ranked,
             candidates=n_candidates,
-            corpus_tokens=self.store.corpus_tokens(),
-            kept_tokens=sum(c.chunk.tokens for c in ranked),
-            timings_ms=timings,
+            total=total,
+            corpus_tokens=store.corpus_tokens(),
+            timings=timings,
+            started=started,
         )
-        return Shortlist(query=text, hits=hits, stats=stats)
-
-    def _gather(
-        self,
-        text: str,
-        qvec: np.ndarray[Any, np.dtype[np.float32]],
-        fetch: int,
-        mode: str,
-        where: Mapping[str, Any] | None,
-        where_document: Mapping[str, Any] | None,
-        with_vectors: bool,
-        timings: dict[str, float],
-    ) -> tuple[list[Candidate], int, bool]:
-        """Candidates in search order, how many were looked at, and whether an index had more to give."""
-        cands: dict[str, Candidate] = {}
-        dense: list[tuple[str, float]] = []
-        keyword: list[tuple[str, float]] = []
-        if mode in ("dense", "hybrid"):
-            t = time.perf_counter()
-            found = self.store.query(
-                qvec, fetch, where=where, where_document=where_document, include_embeddings=with_vectors
-            )
-            for c in found:
-                cands[c.id] = Candidate(c, cosine=c.score, embedding=c.embedding)
-                dense.append((c.id, float(c.score or 0.0)))
-            timings["vector"] = timings.get("vector", 0.0) + _ms(t)
-        if mode in ("keyword", "hybrid"):
-            t = time.perf_counter()
-            keyword = self._keyword_candidates(text, fetch, where, where_document)
-            timings["keyword"] = timings.get("keyword", 0.0) + _ms(t)
-        if mode == "hybrid":
-            t = time.perf_counter()
-            order = self.fusion(text, dense, keyword)
-            timings["fuse"] = timings.get("fuse", 0.0) + _ms(t)
-        else:
-            order = dense if mode == "dense" else keyword
-        kw_scores = dict(keyword)
-        missing = [i for i, _ in order if i not in cands]
-        if missing:
-            t = time.perf_counter()
-            for c in self.store.get(missing, include_embeddings=True):
-                emb = c.embedding
-                cos = float(np.dot(emb, qvec)) if emb is not None else 0.0
-                cands[c.id] = Candidate(c, cosine=cos, embedding=emb)
-            timings["fetch"] = timings.get("fetch", 0.0) + _ms(t)
-        ranked: list[Candidate] = []
-        for id_, score in order:
-            cand = cands.get(id_)
-            if cand is None:  # deleted between the two reads
-                continue
-            cand.fused = float(score)
-            cand.keyword = kw_scores.get(id_)
-            ranked.append(cand)
-        saturated = len(dense) >= fetch or len(keyword) >= fetch
-        return ranked, len(cands), saturated
-
-    def _check_options(
-        self,
-        k: int,
-        mode: str,
-        mmr_lambda: float,
-        fetch_k: int | None,
-        max_per_source: int | None,
-        budget: int | None,
-        min_score: float | None,
-    ) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            msg = f"k must be a positive int, got {k!r}."
-            raise ConfigError(msg)
-        if mode not in _MODES:
-            msg = f"mode must be one of {', '.join(map(repr, _MODES))}, got {mode!r}."
-            raise ConfigError(msg)
-        if not isinstance(mmr_lambda, float | int) or not 0.0 <= float(mmr_lambda) <= 1.0:
-            msg = f"mmr_lambda must be in [0, 1], got {mmr_lambda!r}."
-            raise ConfigError(msg)
-        for name, value in (("fetch_k", fetch_k), ("max_per_source", max_per_source)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                msg = f"{name} must be a positive int or None, got {value!r}."
-                raise ConfigError(msg)
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
-            msg = f"budget must be a non-negative int (model tokens) or None, got {budget!r}."
-            raise ConfigError(msg)
-        if min_score is not None and (not isinstance(min_score, float | int) or math.isnan(float(min_score))):
-            msg = f"min_score must be a number in [-1, 1] or None, got {min_score!r}."
-            raise ConfigError(msg)
-
-    def _query_vector(
-        self, query: Any, mode: str, timings: dict[str, float]
-    ) -> tuple[str, np.ndarray[Any, np.dtype[np.float32]]]:
-        t = time.perf_counter()
-        if isinstance(query, str):
-            if not clean_text(query):
-                msg = "The query is empty: ask a question (an empty query would match everything a little)."
-                raise InputError(msg)
-            vec = self.encoder.embed_query(query)
-            timings["embed"] = _ms(t)
-            return query, vec
-        if isinstance(query, np.ndarray | list | tuple) and not (isinstance(query, list | tuple) and not query):
-            if mode != "dense":
-                msg = f"A query vector works in 'dense' mode only; {mode!r} needs the question's text."
-                raise InputError(msg)
-            try:
-                vec = np.asarray(query, dtype=np.float32)
-            except (TypeError, ValueError) as exc:
-                msg = f"The query vector must hold numbers: {exc}"
-                raise InputError(msg) from exc
-            if vec.ndim != 1:
-                msg = f"The query vector must be 1-D, got shape {vec.shape}."
-                raise InputError(msg)
-            if vec.shape[0] != self.store.dimension:
-                from shortlist.errors import EmbeddingModelMismatchError
-
-                msg = (
-                    f"The query vector has {vec.shape[0]} dimensions; collection {self.store.name!r} holds "
-                    f"{self.store.dimension}-dimensional vectors of {self.store.model_name!r}."
-                )
-                raise EmbeddingModelMismatchError(msg)
-            norm = float(np.linalg.norm(vec))
-            if not math.isfinite(norm) or norm == 0.0:
-                msg = "The query vector is zero or not finite."
-                raise InputError(msg)
-            return "", (vec / norm).astype(np.float32)
-        msg = f"query must be a non-empty str (or a vector in dense mode), got {type(query).__name__}."
-        raise InputError(msg)
-
-    def _keyword_candidates(
-        self, text: str, fetch: int, where: Mapping[str, Any] | None, where_document: Mapping[str, Any] | None
-    ) -> list[tuple[str, float]]:
-        index = self.keyword_index()
-        if where is None and where_document is None:
-            return index.search(text, fetch)
-        # Filtered: rank by BM25 among the chunks the filters let through (exact, not post-filtered).
-        allowed = self._matching_ids(where, where_document)
-        return index.search(text, fetch, allowed=allowed)
-
-    def _matching_ids(self, where: Mapping[str, Any] | None, where_document: Mapping[str, Any] | None) -> set[str]:
-        out: set[str] = set()
-        offset, page = 0, 2000
-        while True:
-            res = self.store._get(
-                where=dict(where) if where else None,
-                where_document=dict(where_document) if where_document else None,
-                include=[],
-                limit=page,
-                offset=offset,
-            )
-            out.update(res["ids"])
-            if len(res["ids"]) < page:
-                return out
-            offset += page
-
-    def _mmr(
-        self,
-        ranked: list[Candidate],
-        qvec: np.ndarray[Any, np.dtype[np.float32]],
-        k: int,
-        lam: float,
-        mode: str,
-    ) -> list[Candidate]:
-        missing = [c.chunk.id for c in ranked if c.embedding is None]
-        if missing:
-            got = {c.id: c.embedding for c in self.store.get(missing, include_text=False, include_embeddings=True)}
-            for c in ranked:
-                if c.embedding is None:
-                    c.embedding = got.get(c.chunk.id)
-        usable = [c for c in ranked if c.embedding is not None]
-        vecs = np.stack([np.asarray(c.embedding, dtype=np.float32) for c in usable])
-        if mode == "dense":
-            rel = vecs @ qvec
-        else:  # the fused (or BM25) order's scores, scaled to [0, 1], so MMR keeps the keyword signal
-            fused = np.asarray([c.fused for c in usable], dtype=np.float32)
-            lo, hi = float(fused.min()), float(fused.max())
-            rel = (fused - lo) / (hi - lo) if hi > lo else np.ones_like(fused)
-        sims = vecs @ vecs.T
-        chosen: list[int] = []
-        left = list(range(len(usable)))
-        while left and len(chosen) < k:
-            if chosen:
-                redundancy = sims[np.ix_(left, chosen)].max(axis=1)
-            else:
-                redundancy = np.zeros(len(left), dtype=np.float32)
-            score = lam * rel[left] - (1.0 - lam) * redundancy
-            best = left[int(np.argmax(score))]
-            chosen.append(best)
-            left.remove(best)
-        return [usable[i] for i in chosen]
-
-
-def _without_leading_title(body: str, title: str) -> str:
-    """``body`` without ``title`` at its start (white space may differ), unless a word goes on after it.
-
-    "json.loads(s)" under the title "json.loads" loses the title; "JSONDecoder" under "JSON" keeps all its letters.
-    """
-    pattern = r"\s*" + r"\s+".join(re.escape(word) for word in title.split()) + r"(?!\w)"
-    match = re.match(pattern, body)
-    return body[match.end() :].lstrip() if match else body
-
-
-def _cap_per_source(ranked: list[Candidate], cap: int) -> list[Candidate]:
-    seen: dict[str, int] = {}
-    out: list[Candidate] = []
-    for cand in ranked:
-        src = cand.chunk.source
-        if seen.get(src, 0) < cap:
-            seen[src] = seen.get(src, 0) + 1
-            out.append(cand)
-    return out
-
-
-def _ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0

@@ -36,8 +36,11 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 __all__ = [
+    "CJK_CHARS",
+    "CJK_SCRIPT_CHARS",
     "DEFAULT_CHUNK_OVERLAP",
     "DEFAULT_CHUNK_TOKENS",
+    "HAN_CHARS",
     "clean_text",
     "count_tokens",
     "default_tokenizer",
@@ -55,10 +58,14 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
 _SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_CJK = (
-    r"\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    r"\uac00-\ud7af\uf900-\ufaff"
-)
+#: CJK character ranges (bodies of a regex character class), defined once. Each user takes the blocks it means:
+#: keyword search cuts runs of Chinese characters (:data:`HAN_CHARS`) with jieba; the fusion's script test counts
+#: kana, Chinese characters and Hangul syllables (:data:`CJK_SCRIPT_CHARS`); sentence splitting (here) also treats
+#: radicals, bopomofo and kanbun/strokes as CJK (:data:`CJK_CHARS`).
+HAN_CHARS = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_SCRIPT_CHARS = r"\u3040-\u30ff" + HAN_CHARS + r"\uac00-\ud7af"
+CJK_CHARS = r"\u2e80-\u2fdf\u3100-\u312f\u3190-\u31ff" + CJK_SCRIPT_CHARS
+_CJK = CJK_CHARS
 # A sentence ends after CJK end punctuation (always), after . ? ! followed by white space (or closing quotes and
 # brackets then white space), after ? ! ; right behind a CJK character (NFKC turns ？！； into ASCII), and at newlines.
 _SENTENCE_END = re.compile(

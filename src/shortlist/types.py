@@ -28,6 +28,8 @@ class Hit:
         metadata: The chunk's metadata as given at ingest, plus the keys shortlist adds (see
             :mod:`shortlist.store`).
         rank: 1-based position in the shortlist.
+        tokens: Word pieces in ``text`` as counted at ingest (``None`` when unknown). Not part of the hit's
+            equality, repr or :meth:`to_dict`.
     """
 
     id: str
@@ -35,6 +37,7 @@ class Hit:
     score: float
     metadata: Mapping[str, Any] = field(default_factory=dict)
     rank: int = 1
+    tokens: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
