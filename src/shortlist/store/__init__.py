@@ -82,7 +82,6 @@ __all__ = [
     "sanitize_metadata",
 ]
 
-# Documented (and pickled) under the path users import them from.
-for _cls in (ChunkStore, ChunkRecord, StoredChunk):
-    _cls.__module__ = __name__
-del _cls
+# The class is documented under the path users import it from, as before the split. (Not the dataclasses: their
+# string annotations are resolved in their own module's namespace by typing.get_type_hints.)
+ChunkStore.__module__ = __name__
