@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "EmbeddingModelMismatchError",
+    "EmptyCollectionWarning",
     "InputError",
     "MissingDependencyError",
     "ModelNotFoundError",
@@ -48,3 +49,7 @@ class StoreError(ShortlistError, RuntimeError):
 
 class EmbeddingModelMismatchError(StoreError, ValueError):
     """A collection was built with another embedding model than the one in use."""
+
+
+class EmptyCollectionWarning(UserWarning):
+    """A search ran on an empty collection (a mistyped name?); the message names the collections that exist."""

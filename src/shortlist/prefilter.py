@@ -339,6 +339,14 @@ class Prefilter:
         )
         return self.search_with(query, options)
 
+    def _warn_empty(self) -> None:
+        """Warn once per pre-filter that its collection is empty (a mistyped name?), naming the ones that are not."""
+        if not getattr(self, "_warned_empty", False):
+            self._warned_empty = True
+            from shortlist._empty import warn_empty_collection
+
+            warn_empty_collection(self.store)
+
     def search_with(self, query: str | Sequence[float] | np.ndarray[Any, Any], options: SearchOptions) -> Shortlist:
         """:meth:`search` with its options in one :class:`~shortlist.search.options.SearchOptions` value.
 
@@ -372,6 +380,8 @@ class Prefilter:
         check_where_document(options.where_document)
         fusion = self.fusion if mode == "hybrid" else None  # the calibration, before the query path runs
         total = store.count(max_age=_COUNT_MAX_AGE)
+        if total == 0:
+            self._warn_empty()
         source = StoreSource(store, self._keywords)
         ranked, n_candidates = pipeline.run(text, qvec, options, source, fusion=fusion, total=total, timings=timings)
         return pipeline.to_shortlist(
