@@ -1,0 +1,358 @@
+"""Keyword engines: today's bm25s ``KeywordIndex`` vs the live tantivy index (``LiveKeywordIndex``), same terms.
+
+    python benchmarks/keyword_engines.py                       # agreement + 10k and 100k chunks
+    python benchmarks/keyword_engines.py --sizes 1000000       # 1M, on a quiet machine
+    python benchmarks/keyword_engines.py --skip-agreement --sizes 10000 --queries 100
+
+Both engines index the very same terms (``shortlist.keywords.bm25.tokenize``, run once and timed on its own), so
+the figures compare the engines, not tokenisers.
+
+1. Agreement and quality on public sets (SciFact: 5,183 abstracts; XQuAD zh: 240 passages), cut into chunks as
+   shortlist does (``split_text``, 128 tokens, 16 overlap): per query, the share of today's top-10 that the other
+   engine also returns in its top-10, and Spearman's rho of the two engines' scores over the union of both top-10s
+   (a chunk missing from an engine's candidates scores 0); keyword-only nDCG@10 (SciFact, BEIR qrels) and MRR@10
+   (XQuAD zh, one passage per question), at document level (a document ranks where its best chunk does). A third
+   engine, bm25s with tantivy's k1 = 1.2 and b = 0.75, separates the parameters' share from the engine's.
+2. Speed and memory at each size of ``--sizes``: real English text, every chunk unique. Sentences of SciFact,
+   SQuAD 2.0 and XQuAD en (../shared/data) are recombined, 3 to 5 distinct sentences per chunk, and a combination
+   is used once (recombined sentences repeat across chunks, so a chunk made of one repeated sentence would be a
+   duplicate; each combination here is drawn once). Build time (from the terms), query p50/p99 for top-40 with
+   real SciFact and SQuAD questions (timed interleaved, per query, so a busy machine slows both alike), one added
+   document until a reader finds it (tantivy: add + commit + a reader's reload + search; bm25s can only rebuild),
+   and a fresh process's cold start (open the saved copy + first query) with its RSS delta after 50 queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import numpy as np
+import psutil
+from scipy.stats import spearmanr
+
+from shortlist.keywords.bm25 import BM25_B, BM25_K1, KeywordIndex, tokenize
+from shortlist.keywords.segments import LIVE_B, LIVE_K1, LiveKeywordIndex
+from shortlist.text import split_sentences, split_text
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+
+Search = Callable[[str, int], list[tuple[str, float]]]
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    return float(np.percentile(np.asarray(values), p))
+
+
+def rss() -> int:
+    gc.collect()
+    return int(psutil.Process().memory_info().rss)
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def bm25s_index(ids: list[str], terms: list[list[str]], k1: float = BM25_K1, b: float = BM25_B) -> KeywordIndex:
+    """``KeywordIndex.build`` from terms already cut by ``tokenize`` (the same steps, without tokenising again)."""
+    retriever = bm25s.BM25(k1=k1, b=b)
+    retriever.index(terms, show_progress=False)
+    return KeywordIndex(ids, retriever, "", sum(map(len, terms)) / max(len(terms), 1))
+
+
+def tantivy_index(folder: Path, ids: list[str], terms: list[list[str]], batch: int = 5000) -> LiveKeywordIndex:
+    index = LiveKeywordIndex.open(folder, writer=True)
+    for start in range(0, len(ids), batch):
+        index.add_terms(ids[start : start + batch], terms[start : start + batch])
+    index.commit(position="build")
+    return index
+
+
+# -- 1. agreement and quality ----------------------------------------------------------------------------------------
+
+
+def chunked(docs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
+    ids: list[str] = []
+    texts: list[str] = []
+    owner: list[str] = []
+    for doc_id, text in docs:
+        for n, piece in enumerate(split_text(text, 128, 16)):
+            ids.append(f"{doc_id}#{n}")
+            texts.append(piece)
+            owner.append(doc_id)
+    return ids, texts, owner
+
+
+def doc_ranking(hits: list[tuple[str, float]], k: int) -> list[str]:
+    out: list[str] = []
+    for chunk_id, _ in hits:
+        doc = chunk_id.rsplit("#", 1)[0]
+        if doc not in out:
+            out.append(doc)
+        if len(out) == k:
+            break
+    return out
+
+
+def ndcg10(ranking: list[str], relevant: dict[str, int]) -> float:
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranking[:10]))
+    ideal = sum(g / math.log2(i + 2) for i, g in enumerate(sorted(relevant.values(), reverse=True)[:10]))
+    return dcg / ideal if ideal else 0.0
+
+
+def mrr10(ranking: list[str], relevant: dict[str, int]) -> float:
+    return next((1.0 / (i + 1) for i, d in enumerate(ranking[:10]) if d in relevant), 0.0)
+
+
+def load_set(name: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, dict[str, int]]]:
+    if name == "scifact":
+        root = DATA / "beir_scifact"
+        docs = [(d["_id"], f"{d['title']}\n{d['text']}") for d in jsonl(root / "corpus.jsonl")]
+        qrels_file = root / "qrels" / "test.tsv"
+        qtext = {q["_id"]: q["text"] for q in jsonl(root / "queries.jsonl")}
+    else:
+        root = DATA / "xquad" / "zh"
+        docs = [(d["_id"], d["text"]) for d in jsonl(root / "passages.jsonl")]
+        qrels_file = root / "qrels" / "test.tsv"
+        qtext = {q["_id"]: q["text"] for q in jsonl(root / "questions.jsonl")}
+    qrels: dict[str, dict[str, int]] = {}
+    for line in qrels_file.read_text(encoding="utf-8").splitlines()[1:]:
+        qid, did, score = line.split("\t")
+        if int(score) > 0:
+            qrels.setdefault(qid, {})[did] = int(score)
+    queries = [(qid, qtext[qid]) for qid in qrels if qid in qtext]
+    return docs, queries, qrels
+
+
+def agreement(k: int = 10) -> None:
+    print("\n1. Agreement with today's bm25s index (k1=0.9, b=0.4) and keyword-only quality, same terms")
+    print("| set | chunks | queries | engine | top-10 overlap | Spearman (top-10 union) | quality |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for name in ("scifact", "xquad-zh"):
+        docs, queries, qrels = load_set(name)
+        ids, texts, _ = chunked(docs)
+        terms = [tokenize(t) for t in texts]
+        today = bm25s_index(ids, terms)
+        lucene = bm25s_index(ids, terms, LIVE_K1, LIVE_B)
+        with tempfile.TemporaryDirectory() as tmp:
+            live = tantivy_index(Path(tmp), ids, terms)
+            engines: dict[str, Search] = {
+                "bm25s k1=0.9 b=0.4 (today)": today.search,
+                f"bm25s k1={LIVE_K1} b={LIVE_B}": lucene.search,
+                "tantivy (LiveKeywordIndex)": live.search,
+            }
+            metric = ndcg10 if name == "scifact" else mrr10
+            overlaps: dict[str, list[float]] = {label: [] for label in engines}
+            rhos: dict[str, list[float]] = {label: [] for label in engines}
+            quality: dict[str, list[float]] = {label: [] for label in engines}
+            for qid, text in queries:
+                ref = today.search(text, len(ids))
+                top_ref = [i for i, _ in ref[:k]]
+                ref_s = dict(ref)
+                for label, search in engines.items():
+                    got = ref if label.endswith("(today)") else search(text, len(ids))
+                    quality[label].append(metric(doc_ranking(got, 10), qrels[qid]))
+                    if not top_ref:
+                        continue
+                    top_got = [i for i, _ in got[:k]]
+                    overlaps[label].append(len(set(top_ref) & set(top_got)) / len(top_ref))
+                    union = list(dict.fromkeys(top_ref + top_got))
+                    got_s = dict(got)
+                    x = [ref_s.get(i, 0.0) for i in union]
+                    y = [got_s.get(i, 0.0) for i in union]
+                    if len(set(x)) > 1 and len(set(y)) > 1:
+                        rhos[label].append(float(spearmanr(x, y).statistic))
+            q_name = "nDCG@10" if name == "scifact" else "MRR@10"
+            for label in engines:
+                print(
+                    f"| {name} | {len(ids):,} | {len(queries):,} | {label} | {statistics.fmean(overlaps[label]):.3f} | "
+                    f"{statistics.fmean(rhos[label]):.3f} | {q_name} {statistics.fmean(quality[label]):.4f} |",
+                    flush=True,
+                )
+            live.close()
+
+
+# -- 2. speed and memory ---------------------------------------------------------------------------------------------
+
+
+def sentence_pool() -> list[str]:
+    texts = [f"{d['title']}. {d['text']}" for d in jsonl(DATA / "beir_scifact" / "corpus.jsonl")]
+    texts += [d["text"] for d in jsonl(DATA / "squad2_dev_cs224n" / "passages.jsonl")]
+    texts += [d["text"] for d in jsonl(DATA / "xquad" / "en" / "passages.jsonl")]
+    pool = {s for t in texts for s in split_sentences(t) if len(s.split()) >= 5}
+    return sorted(pool)
+
+
+def unique_chunks(n: int, pool: list[str], seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    seen: set[tuple[int, ...]] = set()
+    out: list[str] = []
+    while len(out) < n:
+        combo = tuple(rng.sample(range(len(pool)), rng.randint(3, 5)))
+        if combo in seen:
+            continue
+        seen.add(combo)
+        out.append(" ".join(pool[i] for i in combo))
+    return out
+
+
+def real_questions(n: int) -> list[str]:
+    qs = [q["text"] for q in jsonl(DATA / "beir_scifact" / "queries.jsonl")]
+    qs += [q["text"] for q in jsonl(DATA / "squad2_dev_cs224n" / "questions.jsonl") if q.get("answerable")]
+    random.Random(1).shuffle(qs)
+    return qs[:n]
+
+
+_COLD = """
+import json, sys, time, psutil
+from shortlist.keywords.bm25 import tokenize
+tokenize("warm up the stemmer and stop words")
+from shortlist.keywords.bm25 import KeywordIndex
+from shortlist.keywords.segments import LiveKeywordIndex
+engine, folder, queries = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+proc = psutil.Process()
+before = proc.memory_info().rss
+t = time.perf_counter()
+index = KeywordIndex.load(folder) if engine == "bm25s" else LiveKeywordIndex.open(folder)
+index.search(queries[0], 40)
+first = time.perf_counter() - t
+for q in queries:
+    index.search(q, 40)
+print(json.dumps({"first_s": first, "rss": proc.memory_info().rss - before}))
+"""
+
+
+def cold_start(engine: str, folder: Path, queries: list[str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _COLD, engine, str(folder), json.dumps(queries[:50])],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def speed(size: int, pool: list[str], questions: list[str], adds: int) -> list[str]:
+    chunks = unique_chunks(size + adds, pool, seed=size)
+    extra, chunks = chunks[size:], chunks[:size]
+    ids = [f"c{i}" for i in range(size)]
+    t = time.perf_counter()
+    terms = [tokenize(c) for c in chunks]
+    tok_s = time.perf_counter() - t
+    rows: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="kw-engines-"))
+    try:
+        base = rss()
+        t = time.perf_counter()
+        today = bm25s_index(ids, terms)
+        bm_build = time.perf_counter() - t
+        bm_rss = rss() - base
+        today.save(work / "bm25s")
+
+        base = rss()
+        t = time.perf_counter()
+        live = tantivy_index(work / "tantivy", ids, terms)
+        tv_build = time.perf_counter() - t
+        tv_rss = rss() - base
+        reader = LiveKeywordIndex.open(work / "tantivy")
+
+        bm_ms: list[float] = []
+        tv_ms: list[float] = []
+        for q in questions:
+            t = time.perf_counter()
+            today.search(q, 40)
+            bm_ms.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            reader.search(q, 40)
+            tv_ms.append((time.perf_counter() - t) * 1e3)
+
+        add_ms: list[float] = []
+        for n, text in enumerate(extra):
+            new_id = f"new{n}"
+            probe = " ".join(tokenize(text)[:6])
+            t = time.perf_counter()
+            live.add([new_id], [text])
+            live.commit(position=f"add-{n}")
+            reader.reload()
+            found = new_id in [i for i, _ in reader.search(probe, 40)]
+            add_ms.append((time.perf_counter() - t) * 1e3)
+            if not found:
+                print(f"  (the added chunk {new_id} was not in the top-40 of its own words)", flush=True)
+        t = time.perf_counter()
+        rebuilt = bm25s_index([*ids, "new"], [*terms, tokenize(extra[0])])
+        rebuilt.search(" ".join(tokenize(extra[0])[:6]), 40)
+        bm_add = (time.perf_counter() - t) * 1e3
+        del rebuilt
+        live.close()
+
+        cold_bm = cold_start("bm25s", work / "bm25s", questions)
+        cold_tv = cold_start("tantivy", work / "tantivy", questions)
+        rows.append(
+            f"| {size:,} | bm25s (today) | {bm_build:.1f} | {pct(bm_ms, 50):.1f} / {pct(bm_ms, 99):.1f} | "
+            f"{bm_add:,.0f} (rebuild) | {cold_bm['first_s']:.2f} | {mb(bm_rss)} | {mb(cold_bm['rss'])} | "
+            f"{mb(folder_bytes(work / 'bm25s'))} |"
+        )
+        rows.append(
+            f"| {size:,} | tantivy (live) | {tv_build:.1f} | {pct(tv_ms, 50):.1f} / {pct(tv_ms, 99):.1f} | "
+            f"{statistics.median(add_ms):,.0f} (commit+reload) | {cold_tv['first_s']:.2f} | {mb(tv_rss)} | "
+            f"{mb(cold_tv['rss'])} | {mb(folder_bytes(work / 'tantivy'))} |"
+        )
+        print(f"  {size:,} chunks: tokenise {tok_s:.1f} s (shared by both, not in the build column)", flush=True)
+        return rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000", help="comma-separated chunk counts (1000000 for 1M)")
+    ap.add_argument("--queries", type=int, default=200, help="real questions timed per size")
+    ap.add_argument("--adds", type=int, default=5, help="single-document adds timed per size")
+    ap.add_argument("--skip-agreement", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_agreement:
+        agreement()
+    if not args.skip_speed:
+        pool = sentence_pool()
+        questions = real_questions(args.queries)
+        print(f"\n2. Speed and memory: {len(pool):,} distinct sentences, 3-5 per chunk, every chunk unique;")
+        print(f"   {len(questions)} real questions, top-40; times interleaved; {psutil.cpu_count()} cores")
+        rows: list[str] = []
+        for size in (int(s) for s in args.sizes.split(",")):
+            rows.extend(speed(size, pool, questions, args.adds))
+        print(
+            "\n| chunks | engine | build s | query ms p50 / p99 | add 1 doc -> found, ms | cold start s | "
+            "RSS delta (build) | RSS delta (fresh reader, 50 q) | on disk |"
+        )
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
