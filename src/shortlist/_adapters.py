@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shortlist.errors import ConfigError
+from shortlist.search.options import OPTION_NAMES
 from shortlist.types import Hit
 
 __all__ = ["RESULT_KEYS", "SEARCH_OPTIONS", "merge_options", "result_metadata"]
@@ -17,19 +18,9 @@ __all__ = ["RESULT_KEYS", "SEARCH_OPTIONS", "merge_options", "result_metadata"]
 RESULT_KEYS = ("id", "score", "rank")
 
 #: Options of :meth:`shortlist.prefilter.Prefilter.search` a retriever holds and lets a call override
-#: (``k`` first; the LlamaIndex retriever calls it ``similarity_top_k``).
-SEARCH_OPTIONS = (
-    "k",
-    "min_score",
-    "where",
-    "where_document",
-    "mode",
-    "mmr",
-    "mmr_lambda",
-    "fetch_k",
-    "max_per_source",
-    "budget",
-)
+#: (``k`` first; the LlamaIndex retriever calls it ``similarity_top_k``): the fields of
+#: :class:`~shortlist.search.options.SearchOptions`.
+SEARCH_OPTIONS = OPTION_NAMES
 
 
 def result_metadata(hit: Hit) -> dict[str, Any]:

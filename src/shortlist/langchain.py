@@ -35,6 +35,7 @@ from shortlist.config import DEFAULT_K, DEFAULT_MODE, Backend
 from shortlist.encoder import Encoder
 from shortlist.errors import ConfigError, MissingDependencyError
 from shortlist.prefilter import Prefilter, SearchMode
+from shortlist.search.options import SearchOptions
 from shortlist.types import Hit, Shortlist
 
 try:
@@ -248,7 +249,7 @@ class ShortlistRetriever(BaseRetriever):
 
     def shortlist(self, query: str, **overrides: Any) -> Shortlist:
         """The :class:`~shortlist.types.Shortlist` (hits and figures) for ``query``, with this retriever's options."""
-        return self.prefilter.search(query, **self.search_options(overrides))
+        return self.prefilter.search_with(query, SearchOptions(**self.search_options(overrides)))
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
@@ -263,5 +264,5 @@ class ShortlistRetriever(BaseRetriever):
         if asearch is not None:
             result: Shortlist = await asearch(query, **options)
         else:  # search in a worker thread: the event loop keeps running while the query is embedded and looked up
-            result = await run_in_executor(None, self.prefilter.search, query, **options)
+            result = await run_in_executor(None, self.prefilter.search_with, query, SearchOptions(**options))
         return [hit_to_document(hit) for hit in result]

@@ -32,6 +32,7 @@ from shortlist.config import DEFAULT_K, DEFAULT_MODE, Backend
 from shortlist.encoder import Encoder
 from shortlist.errors import ConfigError, MissingDependencyError
 from shortlist.prefilter import Prefilter, SearchMode
+from shortlist.search.options import SearchOptions
 from shortlist.store import KEY_TITLE
 from shortlist.types import Hit, Shortlist
 
@@ -284,7 +285,7 @@ class ShortlistRetriever(BaseRetriever):
 
     def shortlist(self, query: str, **overrides: Any) -> Shortlist:
         """The :class:`~shortlist.types.Shortlist` (hits and figures) for ``query``, with this retriever's options."""
-        return self.prefilter.search(query, **self.search_options(**overrides))
+        return self.prefilter.search_with(query, SearchOptions(**self.search_options(**overrides)))
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [hit_to_node(hit) for hit in self.shortlist(query_bundle.query_str)]
@@ -295,5 +296,7 @@ class ShortlistRetriever(BaseRetriever):
         if asearch is not None:
             result: Shortlist = await asearch(query_bundle.query_str, **options)
         else:  # search in a worker thread: the event loop keeps running while the query is embedded and looked up
-            result = await asyncio.to_thread(self.prefilter.search, query_bundle.query_str, **options)
+            result = await asyncio.to_thread(
+                self.prefilter.search_with, query_bundle.query_str, SearchOptions(**options)
+            )
         return [hit_to_node(hit) for hit in result]
