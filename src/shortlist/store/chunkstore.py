@@ -3,8 +3,9 @@
 It builds on the rooms of :mod:`shortlist.store`: :mod:`~shortlist.store.client` opens the client,
 :mod:`~shortlist.store.contract` opens the collection and guards its model, :mod:`~shortlist.store.metadata`
 sanitises metadata and keeps the field registry, :mod:`~shortlist.store.accounting` keeps the count and the token
-tally, :mod:`~shortlist.store.records` holds the chunks' types. What is left here is the paging: Chroma's SQLite
-refuses very large ``IN`` lists, so every read and delete goes a page at a time, every write a batch at a time.
+tally, :mod:`~shortlist.store.records` holds the chunks' types, :mod:`~shortlist.store.reading` the reads (paged:
+Chroma's SQLite refuses very large ``IN`` lists) and queries. What is left here is opening the store and writing:
+upserts and metadata updates a batch at a time (the client's limit), deletes a page at a time.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shortlist.store.accounting import CountCache, TokenTally
 from shortlist.store.contract import ModelContract
 from shortlist.store.metadata import KEY_SOURCE, KEY_TOKENS, FieldRegistry
 from shortlist.store.reading import READ_PAGE, PagedReads
-from shortlist.store.records import ChunkRecord, StoredChunk, stored_chunk
+from shortlist.store.records import ChunkRecord
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -330,44 +331,3 @@ class ChunkStore(PagedReads):
             self._count.clear()
             self._tokens.adjust(-sum(tokens.values()))
         return len(targets)
-
-    def query(
-        self,
-        vector: Any,
-        n: int,
-        *,
-        where: Mapping[str, Any] | None = None,
-        where_document: Mapping[str, Any] | None = None,
-        include_embeddings: bool = False,
-    ) -> list[StoredChunk]:
-        """The ``n`` chunks nearest to ``vector`` (by Chroma's HNSW index), best first, with cosine scores.
-
-        Raises:
-            InputError: for a vector of the wrong shape or a bad filter.
-            EmbeddingModelMismatchError: for a vector of another dimension.
-            StoreError: if Chroma fails.
-        """
-        vec = self._check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1)
-        if where is not None:
-            self.check_where(where)
-        if n <= 0:
-            return []
-        include = ["metadatas", "documents", "distances"] + (["embeddings"] if include_embeddings else [])
-        res = self._ask(
-            self.collection.query,
-            "Invalid query filter for collection",
-            "query collection",
-            query_embeddings=vec,
-            n_results=int(n),
-            where=dict(where) if where else None,
-            where_document=dict(where_document) if where_document else None,
-            include=include,
-        )
-        ids = res["ids"][0]
-        dists = res["distances"][0] if res.get("distances") else [1.0] * len(ids)
-        docs = res["documents"][0] if res.get("documents") else [None] * len(ids)
-        metas = res["metadatas"][0] if res.get("metadatas") else [None] * len(ids)
-        embs = res.get("embeddings")
-        emb_list = embs[0] if embs is not None else [None] * len(ids)
-        # Chroma's cosine distance is 1 - cosine similarity: convert back exactly once, here.
-        return [stored_chunk(ids[i], docs[i], metas[i], float(1.0 - dists[i]), emb_list[i]) for i in range(len(ids))]

@@ -1,7 +1,7 @@
 """The store's reads: by id, by filter, or all, a page at a time (Chroma's SQLite refuses very large ``IN`` lists).
 
-:class:`PagedReads` is the reading half of :class:`shortlist.store.ChunkStore` (which inherits it); every method
-here only reads the collection.
+:class:`PagedReads` is the reading half of :class:`shortlist.store.ChunkStore` (which inherits it): reads by id,
+by filter or of everything, a page at a time, and nearest-neighbour queries. Every method here only reads.
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from shortlist.errors import InputError, StoreError
-from shortlist.store.metadata import KEY_SOURCE
-from shortlist.store.records import StoredChunk, include_fields, stored_rows
+from shortlist.store.contract import ModelContract
+from shortlist.store.metadata import KEY_SOURCE, FieldRegistry
+from shortlist.store.records import StoredChunk, include_fields, stored_chunk, stored_rows
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -23,10 +26,12 @@ _SOURCES_PER_FILTER = 500
 
 
 class PagedReads:
-    """Reading a Chroma collection in pages; the base of :class:`shortlist.store.ChunkStore`."""
+    """Reading a Chroma collection in pages, and nearest-neighbour queries; the base of ChunkStore."""
 
     collection: Collection
     name: str
+    _contract: ModelContract
+    _fields: FieldRegistry
 
     def _tokens_of(self, ids: Sequence[str]) -> dict[str, int]:
         return {c.id: c.tokens for c in self.get(ids, include_text=False)}
@@ -158,3 +163,44 @@ class PagedReads:
         """Read every chunk (matching ``where`` and ``where_document``), a page at a time."""
         for res in self._pages(where, where_document, include_fields(include_text, include_embeddings), page):
             yield stored_rows(res)
+
+    def query(
+        self,
+        vector: Any,
+        n: int,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        include_embeddings: bool = False,
+    ) -> list[StoredChunk]:
+        """The ``n`` chunks nearest to ``vector`` (by Chroma's HNSW index), best first, with cosine scores.
+
+        Raises:
+            InputError: for a vector of the wrong shape or a bad filter.
+            EmbeddingModelMismatchError: for a vector of another dimension.
+            StoreError: if Chroma fails.
+        """
+        vec = self._contract.check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1, self.name)
+        if where is not None:
+            self._fields.check_where(where)
+        if n <= 0:
+            return []
+        include = ["metadatas", "documents", "distances"] + (["embeddings"] if include_embeddings else [])
+        res = self._ask(
+            self.collection.query,
+            "Invalid query filter for collection",
+            "query collection",
+            query_embeddings=vec,
+            n_results=int(n),
+            where=dict(where) if where else None,
+            where_document=dict(where_document) if where_document else None,
+            include=include,
+        )
+        ids = res["ids"][0]
+        dists = res["distances"][0] if res.get("distances") else [1.0] * len(ids)
+        docs = res["documents"][0] if res.get("documents") else [None] * len(ids)
+        metas = res["metadatas"][0] if res.get("metadatas") else [None] * len(ids)
+        embs = res.get("embeddings")
+        emb_list = embs[0] if embs is not None else [None] * len(ids)
+        # Chroma's cosine distance is 1 - cosine similarity: convert back exactly once, here.
+        return [stored_chunk(ids[i], docs[i], metas[i], float(1.0 - dists[i]), emb_list[i]) for i in range(len(ids))]
