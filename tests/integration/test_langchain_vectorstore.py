@@ -21,6 +21,8 @@ pytestmark = [
     pytest.mark.filterwarnings(
         "ignore:The test <Function .* is marked with '@pytest.mark.asyncio':pytest.PytestWarning"
     ),
+    # the standard suite searches its empty store on purpose (tests/integration/test_empty_collection.py tests it)
+    pytest.mark.filterwarnings("ignore::shortlist.errors.EmptyCollectionWarning"),
 ]
 
 
