@@ -17,6 +17,7 @@ runs on this machine (noisy when it is shared).
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import json
 import re
@@ -148,7 +149,7 @@ def main() -> None:
         lines.append("| HTML: trafilatura not installed | | | |")
     for page_name, page in (("semantic tags", semantic), ("div soup", soup)):
         for name, reader in readers:
-            text, ms = timed(lambda reader=reader, page=page: reader(page), runs=20)
+            text, ms = timed(functools.partial(reader, page), runs=20)
             lines.append(row(f"HTML, {page_name}: {name}", truth, [str(text)], ms))
     sys.stdout.write("\n".join(lines) + "\n")
 
