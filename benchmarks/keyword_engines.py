@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,44 @@ def load_set(name: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]], d
     return docs, queries, qrels
 
 
-def agreement(k: int = 10) -> None:
+def rescored(live: LiveKeywordIndex, terms: dict[str, list[str]], depth: int, k1: float, b: float) -> Search:
+    """tantivy's top-``depth`` candidates rescored with other BM25 parameters (exact lengths, live IDF).
+
+    An experiment for issue 15: the terms of each chunk come from memory here; in the index they would be a
+    stored field, read with the id.
+    """
+    avgdl = live.stats().avgdl or 1.0
+    n = len(live)
+
+    def search(text: str, k: int) -> list[tuple[str, float]]:
+        query = Counter(tokenize(text))
+        idf = {}
+        for term in query:
+            df = live.doc_freq(term)
+            if df:
+                idf[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        out = []
+        for id_, _ in live.search(text, depth):
+            words = terms[id_]
+            counts = Counter(w for w in words if w in idf)
+            norm = k1 * (1.0 - b + b * len(words) / avgdl)
+            out.append((id_, sum(query[t] * idf[t] * tf / (tf + norm) for t, tf in counts.items())))
+        out.sort(key=lambda pair: -pair[1])
+        return out[:k]
+
+    return search
+
+
+def everything(search: Callable[..., list[tuple[str, float]]], n: int) -> Search:
+    """An engine's whole ranking (every chunk with a score above 0), whatever ``k`` is asked for."""
+    return lambda text, _k: search(text, n)
+
+
+def agreement(k: int = 10, depth: int = 100) -> None:
+    lucene_label = f"bm25s k1={LIVE_K1} b={LIVE_B}"
     print("\n1. Agreement with today's bm25s index (k1=0.9, b=0.4) and keyword-only quality, same terms")
-    print("| set | chunks | queries | engine | top-10 overlap | Spearman (top-10 union) | quality |")
-    print("|---|---:|---:|---|---:|---:|---:|")
+    print("| set | chunks | queries | engine | compared with | top-10 overlap | Spearman (top-10 union) | quality |")
+    print("|---|---:|---:|---|---|---:|---:|---:|")
     for name in ("scifact", "xquad-zh"):
         docs, queries, qrels = load_set(name)
         ids, texts, _ = chunked(docs)
@@ -161,36 +196,41 @@ def agreement(k: int = 10) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             live = tantivy_index(Path(tmp), ids, terms)
             engines: dict[str, Search] = {
-                "bm25s k1=0.9 b=0.4 (today)": today.search,
-                f"bm25s k1={LIVE_K1} b={LIVE_B}": lucene.search,
-                "tantivy (LiveKeywordIndex)": live.search,
+                "today": everything(today.search, len(ids)),
+                lucene_label: everything(lucene.search, len(ids)),
+                "tantivy": everything(live.search, len(ids)),
+                f"tantivy top-{depth} rescored k1=0.9 b=0.4": rescored(
+                    live, dict(zip(ids, terms, strict=True)), depth, BM25_K1, BM25_B
+                ),
             }
+            pairs = [(label, "today") for label in engines] + [("tantivy", lucene_label)]
             metric = ndcg10 if name == "scifact" else mrr10
-            overlaps: dict[str, list[float]] = {label: [] for label in engines}
-            rhos: dict[str, list[float]] = {label: [] for label in engines}
+            overlaps: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
+            rhos: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
             quality: dict[str, list[float]] = {label: [] for label in engines}
             for qid, text in queries:
-                ref = today.search(text, len(ids))
-                top_ref = [i for i, _ in ref[:k]]
-                ref_s = dict(ref)
-                for label, search in engines.items():
-                    got = ref if label.endswith("(today)") else search(text, len(ids))
+                results = {label: search(text, k) for label, search in engines.items()}
+                for label, got in results.items():
                     quality[label].append(metric(doc_ranking(got, 10), qrels[qid]))
+                for label, ref_label in pairs:
+                    got, ref = results[label], results[ref_label]
+                    top_ref, top_got = [i for i, _ in ref[:k]], [i for i, _ in got[:k]]
                     if not top_ref:
                         continue
-                    top_got = [i for i, _ in got[:k]]
-                    overlaps[label].append(len(set(top_ref) & set(top_got)) / len(top_ref))
+                    overlaps[label, ref_label].append(len(set(top_ref) & set(top_got)) / len(top_ref))
                     union = list(dict.fromkeys(top_ref + top_got))
-                    got_s = dict(got)
+                    ref_s, got_s = dict(ref), dict(got)
                     x = [ref_s.get(i, 0.0) for i in union]
                     y = [got_s.get(i, 0.0) for i in union]
                     if len(set(x)) > 1 and len(set(y)) > 1:
-                        rhos[label].append(float(spearmanr(x, y).statistic))
+                        rhos[label, ref_label].append(float(spearmanr(x, y).statistic))
             q_name = "nDCG@10" if name == "scifact" else "MRR@10"
-            for label in engines:
+            for label, ref_label in pairs:
+                shown = f"{q_name} {statistics.fmean(quality[label]):.4f}" if ref_label == "today" else ""
                 print(
-                    f"| {name} | {len(ids):,} | {len(queries):,} | {label} | {statistics.fmean(overlaps[label]):.3f} | "
-                    f"{statistics.fmean(rhos[label]):.3f} | {q_name} {statistics.fmean(quality[label]):.4f} |",
+                    f"| {name} | {len(ids):,} | {len(queries):,} | {label} | {ref_label} | "
+                    f"{statistics.fmean(overlaps[label, ref_label]):.3f} | "
+                    f"{statistics.fmean(rhos[label, ref_label]):.3f} | {shown} |",
                     flush=True,
                 )
             live.close()

@@ -38,12 +38,16 @@ def _ids(hits: list[tuple[str, float]]) -> list[str]:
 
 def test_english_and_chinese_terms_are_bm25_tokenize_terms(tmp_path: Path) -> None:
     with _writer(tmp_path, DOCS) as index:
-        assert len(index) == 5
+        assert len(index) == len(DOCS)
         assert _ids(index.search("the runner ran; studied cat", 5))[0] == "en1"  # stemmed: run, studi, cat
         assert _ids(index.search("北京大学", 5)) == ["zh1"]  # a jieba word, not characters
         assert sorted(_ids(index.search("学习", 5))) == ["zh1", "zh2"]
         assert index.search("的", 5) == []  # a Chinese stop word, as in tokenize
         assert index.search("the and of", 5) == []  # English stop words only
+        long_word = "pneumonoultramicroscopicsilicovolcanoconiosis" * 2  # no length limit on terms
+        index.add(["long"], [f"{long_word} {long_word}"])
+        index.commit()
+        assert _ids(index.search(long_word, 5)) == ["long"] and index.doc_freq(tokenize(long_word)[0]) == 1
         for term in tokenize(DOCS["zh1"]):
             assert index.doc_freq(term) >= 1
 
@@ -135,6 +139,10 @@ def test_bad_input_is_refused_and_loses_nothing(tmp_path: Path) -> None:
             index.add(["ok", ""], ["a text", "another"])
         with pytest.raises(InputError, match="non-empty strings"):
             index.delete([None])  # type: ignore[list-item]
+        with pytest.raises(InputError, match="white space"):
+            index.add_terms(["t"], [["fine", "two words"]])
+        with pytest.raises(InputError, match="white space"):
+            index.add_terms(["t"], [["fine", ""]])
         index.commit()
         assert len(index) == 5 and _ids(index.search("dogs", 5)) == ["en2"]
 
