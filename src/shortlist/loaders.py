@@ -110,7 +110,7 @@ class LoadResult:
         """One line: files read, documents, and the files failed or skipped (the first ``shown`` names of each)."""
         parts = [f"{_plural(self.files, 'file')} read into {_plural(len(self.documents), 'document')}"]
         if self.failed:
-            names = "; ".join(f"{Path(p).name}: {why}" for p, why in self.failed[:shown])
+            names = "; ".join(_failure(Path(p).name, why) for p, why in self.failed[:shown])
             more = f" (and {len(self.failed) - shown} more)" if len(self.failed) > shown else ""
             parts.append(f"{_plural(len(self.failed), 'file')} not readable: {names}{more}")
         if self.unsupported:
@@ -121,6 +121,10 @@ class LoadResult:
             parts.append(f"{_plural(len(self.empty), 'empty file')}")
         return "; ".join(parts)
 
+    def failures(self) -> list[str]:
+        """One line per file that could not be read: its path and the reason (a JSON line's number after a comma)."""
+        return [_failure(p, why) for p, why in self.failed]
+
     def as_dict(self) -> dict[str, Any]:
         """The figures as plain data (for ``--json``): counts plus the failed and unsupported paths."""
         return {
@@ -130,6 +134,10 @@ class LoadResult:
             "unsupported": list(self.unsupported),
             "empty": list(self.empty),
         }
+
+
+def _failure(name: str, why: str) -> str:
+    return f"{name}, {why}" if why.startswith("line ") else f"{name}: {why}"
 
 
 def _plural(n: int, word: str) -> str:

@@ -100,15 +100,17 @@ def test_corrupt_files_are_reported_with_the_reason(tmp_path: Path) -> None:
     (bad / "empty.html").write_text("<html><body><nav>Home</nav><script>x()</script></body></html>")
     (bad / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     (bad / "ok.txt").write_text("This one is fine.")
+    (bad / "rows.jsonl").write_text('{"text": "a good line"}\n{not json\n')
     result = load_files([bad])
     reasons = {Path(p).name: why for p, why in result.failed}
-    assert set(reasons) == {"garbage.pdf", "truncated.pdf", "broken.docx", "empty.html", "latin1.txt"}
+    assert set(reasons) == {"garbage.pdf", "truncated.pdf", "broken.docx", "empty.html", "latin1.txt", "rows.jsonl"}
+    assert f"{bad / 'rows.jsonl'}, line 2: not valid JSON" in "\n".join(result.failures())  # its good line is out too
     assert "not a readable PDF" in reasons["garbage.pdf"] and "not a readable PDF" in reasons["truncated.pdf"]
     assert "not a readable .docx" in reasons["broken.docx"]
     assert "no text in the page" in reasons["empty.html"]
     assert "not UTF-8" in reasons["latin1.txt"]
     assert [d.text for d in result.documents] == ["This one is fine."] and result.files == 1
-    assert "5 files not readable: broken.docx: not a readable .docx file" in result.summary()
+    assert "6 files not readable: broken.docx: not a readable .docx file" in result.summary()
 
 
 def test_docx_paragraphs_and_tables_in_order(tmp_path: Path) -> None:
