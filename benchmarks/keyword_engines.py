@@ -158,7 +158,7 @@ def rescored(live: LiveKeywordIndex, terms: dict[str, list[str]], depth: int, k1
     avgdl = live.stats().avgdl or 1.0
     n = len(live)
 
-    def search(text: str, k: int) -> list[tuple[str, float]]:
+    def search(text: str, _k: int) -> list[tuple[str, float]]:
         query = Counter(tokenize(text))
         idf = {}
         for term in query:
@@ -172,7 +172,7 @@ def rescored(live: LiveKeywordIndex, terms: dict[str, list[str]], depth: int, k1
             norm = k1 * (1.0 - b + b * len(words) / avgdl)
             out.append((id_, sum(query[t] * idf[t] * tf / (tf + norm) for t, tf in counts.items())))
         out.sort(key=lambda pair: -pair[1])
-        return out[:k]
+        return out  # all `depth` candidates, like `everything`: the caller cuts
 
     return search
 
