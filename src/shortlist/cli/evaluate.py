@@ -22,7 +22,7 @@ from shortlist.cli.options import (
     json_option,
     progress_option,
 )
-from shortlist.cli.render import echo_json, eval_dict, eval_table, shortlist_report_dict, shortlist_table
+from shortlist.cli.render import echo_json, eval_dict, eval_text, shortlist_report_dict
 from shortlist.config import DEFAULT_MODE
 from shortlist.console import ingest_progress
 from shortlist.search.options import SEARCH_MODES
@@ -149,13 +149,4 @@ def eval_(
             }
         )
         return
-    verb = "indexed" if ingest.added else "reused the index"
-    click.echo(
-        f"{dataset.name}: {header['documents']:,} documents, {header['queries']:,} queries -> "
-        f"{header['chunks']:,} chunks of <= {chunk_tokens} tokens, {header['corpus_tokens']:,} corpus tokens "
-        f"({verb}: {ingest.added:,} chunks embedded in {ingest_s:.1f} s; collection {name!r} in {db})"
-    )
-    click.echo(f"\nRetrieval of documents ({header['model']}):")
-    click.echo(eval_table(reports))
-    for rep in shortlists:
-        click.echo(shortlist_table(rep))
+    click.echo(eval_text(header, reports, shortlists, index_seconds=ingest_s))

@@ -23,6 +23,7 @@ __all__ = [
     "echo_json",
     "eval_dict",
     "eval_table",
+    "eval_text",
     "format_shortlist",
     "info_lines",
     "report_dict",
@@ -118,6 +119,23 @@ def shortlist_table(report: Any) -> str:
         lines.append(f"{k:>5}  {report.gold_in_shortlist[k]:>17.3f}  {sent:>11.3%}  {1 - sent:>12.3%}")
     lat = report.latency_ms
     lines.append(f"search latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    return "\n".join(lines)
+
+
+def eval_text(
+    header: Mapping[str, Any], reports: Sequence[Any], shortlists: Sequence[Any], *, index_seconds: float
+) -> str:
+    """``shortlist eval``'s text: the dataset and its index, the retrieval table, each mode's shortlist table."""
+    verb = "indexed" if header["embedded"] else "reused the index"
+    lines = [
+        f"{header['dataset']}: {header['documents']:,} documents, {header['queries']:,} queries -> "
+        f"{header['chunks']:,} chunks of <= {header['chunk_tokens']} tokens, {header['corpus_tokens']:,} corpus "
+        f"tokens ({verb}: {header['embedded']:,} chunks embedded in {index_seconds:.1f} s; collection "
+        f"{header['collection']!r} in {header['db']})",
+        f"\nRetrieval of documents ({header['model']}):",
+        eval_table(reports),
+    ]
+    lines.extend(shortlist_table(rep) for rep in shortlists)
     return "\n".join(lines)
 
 
