@@ -120,3 +120,18 @@ def test_prefilter_on_a_server_matches_the_embedded_one(chroma_server: tuple[str
 def test_server_down_is_a_clear_error(encoder: Encoder) -> None:
     with pytest.raises(StoreError, match="Could not"):
         ChunkStore("nobody-home", host="127.0.0.1", port=_free_port(), encoder=encoder)
+
+
+def test_collections_and_ids_on_a_server(chroma_server: tuple[str, int], encoder: Encoder) -> None:
+    host, port = chroma_server
+    store = ChunkStore("server-listed", host=host, port=port, encoder=encoder)
+    recs = [ChunkRecord(source=f"d{i % 2}", chunk=i, text=f"listed text {i}", tokens=3) for i in range(6)]
+    store.upsert(recs, encoder.embed_documents([r.text for r in recs]))
+    assert ChunkStore.list_collections(host=host, port=port)["server-listed"] == 6
+    assert sorted(store.ids(page=4)) == sorted(r.id for r in recs)
+    assert sorted(store.ids(where={"source": "d1"})) == sorted(r.id for r in recs if r.source == "d1")
+    assert ChunkStore.drop_collection("server-listed", host=host, port=port) is True
+    assert "server-listed" not in ChunkStore.list_collections(host=host, port=port)
+    assert ChunkStore.drop_collection("server-listed", host=host, port=port) is False
+    with pytest.raises(StoreError, match="Could not"):
+        ChunkStore.list_collections(host="127.0.0.1", port=_free_port())
