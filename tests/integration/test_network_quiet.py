@@ -172,19 +172,22 @@ class Tracer:
         try:
             output, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # strace and every process it traces (killing strace alone detaches)
             output, _ = proc.communicate()
             output += f"\n[killed after {timeout:.0f} s]"
         trace = (self.root / f"{name}.strace").read_text(encoding="utf-8", errors="replace")
         return Traced(name, proc.returncode, output[-3000:], violations(trace), time.monotonic() - started)
 
+    def start(self, name: str, command: list[str]) -> subprocess.Popen[str]:
+        """``command`` under strace, in a session of its own (so a timeout can kill strace and its tracees)."""
+        return subprocess.Popen(
+            self.argv(name, command), env=self.env, cwd=self.root, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+
     def run(self, name: str, command: list[str], timeout: float = 240) -> Traced:
         started = time.monotonic()
-        proc = subprocess.Popen(
-            self.argv(name, command), env=self.env, cwd=self.root, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        return self.finish(name, proc, started, timeout)
+        return self.finish(name, self.start(name, command), started, timeout)
 
     def chain(self, *steps: tuple[str, list[str]]) -> list[Traced]:
         """Run commands one after the other (each needs the previous one's files); stop at the first failure."""
@@ -273,10 +276,7 @@ def _serve(tracer: Tracer, db: Path, collection: str) -> Traced:
     base = f"http://127.0.0.1:{port}"
     command = [*CLI, "serve", "--port", str(port), "--db", str(db), "-c", collection, "--log-level", "warning"]
     started = time.monotonic()
-    proc = subprocess.Popen(
-        tracer.argv("serve", command), env=tracer.env, cwd=tracer.root, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc = tracer.start("serve", command)
     notes = []
     try:
         deadline = time.monotonic() + 150
@@ -326,7 +326,9 @@ def test_no_process_sends_anything_off_the_machine(tmp_path: Path) -> None:
     idle = str(IDLE_SECONDS)
     results: list[Traced] = []
 
-    def jobs(pool: ThreadPoolExecutor, *calls: Callable[[], Traced | list[Traced]]) -> list[Future[object]]:
+    def jobs(
+        pool: ThreadPoolExecutor, *calls: Callable[[], Traced | list[Traced]]
+    ) -> list[Future[Traced | list[Traced]]]:
         return [pool.submit(call) for call in calls]
 
     def cli_and_serve() -> list[Traced]:
@@ -362,7 +364,7 @@ def test_no_process_sends_anything_off_the_machine(tmp_path: Path) -> None:
         )
         for future in (*first, *second):
             value = future.result()
-            results.extend(value if isinstance(value, list) else [value])  # type: ignore[arg-type]
+            results.extend(value if isinstance(value, list) else [value])
 
     for r in results:  # shown with -s, and in the report of a failure
         print(f"{r.name:<24} {r.seconds:6.1f} s  exit {r.returncode}  {len(r.violations)} calls off the machine")
