@@ -46,6 +46,7 @@ import numpy as np
 
 from shortlist.config import DEFAULT_MODE
 from shortlist.errors import ConfigError, InputError
+from shortlist.ingest.chunking import titled
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Dataset:
         out = []
         for doc_id, doc in self.corpus.items():
             title, text = (doc.get("title") or "").strip(), (doc.get("text") or "").strip()
-            joined = f"{title}\n{text}" if title and text else (title or text)
+            joined = titled(title, text) if title and text else (title or text)
             out.append({"id": doc_id, "text": joined, "metadata": {"title": title} if title else {}})
         return out
 

@@ -31,6 +31,7 @@ from shortlist._adapters import SEARCH_OPTIONS, merge_options, result_metadata
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, Backend
 from shortlist.encoder import Encoder
 from shortlist.errors import ConfigError, MissingDependencyError
+from shortlist.ingest.chunking import heads_with_title
 from shortlist.prefilter import Prefilter, SearchMode
 from shortlist.search.options import SearchOptions
 from shortlist.store import KEY_TITLE
@@ -165,8 +166,7 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
     """
     meta = result_metadata(hit)
     hidden = [k for k in HIDDEN_KEYS if k in meta]
-    title = meta.get(KEY_TITLE)
-    if isinstance(title, str) and title and hit.text.startswith(title):
+    if heads_with_title(hit.text, meta.get(KEY_TITLE)):
         hidden.append(KEY_TITLE)
     source = meta.get("source")
     relationships = {}

@@ -1,16 +1,10 @@
 """Prefilter: narrow thousands of chunks to a top-k shortlist before an LLM reads them.
 
-A short facade over the two paths:
-
-- Ingest (:mod:`shortlist.ingest`): documents -> :func:`~shortlist.text.clean_text` -> chunks of at most
-  ``chunk_tokens`` word pieces, each headed by its document's title -> only chunks not stored yet are embedded by
-  the :class:`~shortlist.encoder.Encoder` -> :class:`~shortlist.store.ChunkStore` -> an
-  :class:`~shortlist.ingest.report.IngestReport`.
-- Search (:mod:`shortlist.search`): question -> vector -> Chroma's nearest chunks (with ``where`` /
-  ``where_document`` filters) plus, in hybrid mode, BM25 candidates (:mod:`shortlist.keywords`), fused by
-  :attr:`Prefilter.fusion` (adaptive by default, see :mod:`shortlist.fusion`) -> ``min_score`` threshold (cosine)
-  -> cap per document -> MMR diversity (optional) -> top ``k`` -> token budget (optional) ->
-  :class:`~shortlist.types.Shortlist`.
+A short facade over the two paths. Ingest (:mod:`shortlist.ingest`): coerce documents -> chunk (titles) -> diff
+against the store -> embed the new chunks -> write -> :class:`IngestReport`. Search (:mod:`shortlist.search`):
+encode the question -> Chroma's nearest chunks plus, in hybrid mode, BM25 candidates (:mod:`shortlist.keywords`)
+-> fuse (:attr:`Prefilter.fusion`, see :mod:`shortlist.fusion`) -> ``min_score`` threshold (cosine) -> cap per
+document -> MMR (optional) -> top ``k`` -> token budget (optional) -> :class:`~shortlist.types.Shortlist`.
 
 Example:
     ```python
@@ -35,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
-from shortlist.errors import ConfigError
 from shortlist.ingest import DEFAULT_INGEST_BATCH, Ingestor, IngestReport
+from shortlist.ingest.chunking import check_chunking
 from shortlist.keywords.cache import KeywordCache
-from shortlist.keywords.calibration import Calibration, probe_pool_ids
+from shortlist.keywords.calibration import Calibration
 from shortlist.search import pipeline
-from shortlist.search.calibration import calibrate
+from shortlist.search.calibration import calibrate_collection
 from shortlist.search.fusion import RRF_K, AdaptiveFusion, Fusion, rrf
 from shortlist.search.options import SEARCH_MODES, SearchOptions, check_where_document
 from shortlist.search.sources import StoreSource
@@ -71,8 +65,6 @@ _MODES = SEARCH_MODES  # the old private name
 _ = (DEFAULT_INGEST_BATCH, RRF_K)  # importable from here as before
 #: SearchStats.chunks_total may use a collection count this recent (seconds); this process's writes refresh it.
 _COUNT_MAX_AGE = 1.0
-#: Chunks the calibration's probes are drawn from (at most).
-_PROBE_POOL = 2000
 
 
 class Prefilter:
@@ -93,11 +85,8 @@ class Prefilter:
             :func:`rrf` is the fixed-weight classic.
         store: A :class:`~shortlist.store.ChunkStore` to use instead of opening one.
         title_key: Metadata key of a document's title (default ``"title"``; ``None``: off). A document that has one
-            gets it at the head of **every** chunk (title, line break, chunk text), not only the first, so a chunk
-            cut from the middle still says what it is about: to the dense side, to BM25 and to the LLM that reads
-            it (LlamaIndex likewise embeds a node's metadata with its text). The title counts against
-            ``chunk_tokens``; a title longer than a third of ``chunk_tokens`` is left at the start of the document
-            only (see :mod:`shortlist.ingest.chunking`). On SciFact this lifts hybrid nDCG@10 by about 0.015
+            gets it at the head of **every** chunk, within ``chunk_tokens`` (a title over a third of it is not
+            repeated): see :mod:`shortlist.ingest.chunking`. On SciFact this lifts hybrid nDCG@10 by about 0.015
             (``benchmarks/hybrid.py``).
 
     Raises:
@@ -105,14 +94,11 @@ class Prefilter:
         EmbeddingModelMismatchError: if the collection holds another model's vectors.
         StoreError: if Chroma cannot be opened.
 
-    The keyword index (hybrid and keyword modes) is built from the collection's own chunks on the first keyword
-    search, never fed separately, so it cannot hold a chunk the collection does not have. Before a keyword search,
-    if the collection's size changed or this object wrote to it, the hash of the collection's ids is compared with
-    the index's and the index rebuilt when they differ. An embedded store also saves the index beside the Chroma
-    files (``<path>/shortlist-keyword/<collection>/``) and reloads it after a restart when the ids hash still
-    matches; a server-backed or in-memory store rebuilds it from the collection on first use (the index cannot
-    sit beside a server's database). Writes by other processes that keep the count unchanged are noticed at the
-    next restart, or with :meth:`refresh_keyword_index`. See :mod:`shortlist.keywords.cache`.
+    The keyword index (hybrid and keyword modes) is built from the collection's own chunks on first use and rebuilt
+    when the collection's ids change; an embedded store keeps it beside the Chroma files
+    (``<path>/shortlist-keyword/<collection>/``) and reloads it after a restart (:mod:`shortlist.keywords.cache`).
+    Writes by other processes that keep the count unchanged are noticed at the next restart, or with
+    :meth:`refresh_keyword_index`.
     """
 
     def __init__(
@@ -135,21 +121,7 @@ class Prefilter:
 
             encoder = Encoder.shared()
         self.encoder = encoder
-        if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 8:
-            msg = f"chunk_tokens must be an int >= 8, got {chunk_tokens!r}."
-            raise ConfigError(msg)
-        if chunk_tokens > encoder.max_text_tokens:
-            msg = (
-                f"chunk_tokens={chunk_tokens} is over the model's window ({encoder.max_text_tokens} word pieces): "
-                "chunks would be cut. Use a smaller value."
-            )
-            raise ConfigError(msg)
-        if not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_tokens:
-            msg = f"chunk_overlap must be an int in [0, chunk_tokens), got {chunk_overlap!r}."
-            raise ConfigError(msg)
-        if title_key is not None and (not isinstance(title_key, str) or not title_key):
-            msg = f"title_key must be a metadata key (a non-empty str) or None, got {title_key!r}."
-            raise ConfigError(msg)
+        check_chunking(chunk_tokens, chunk_overlap, title_key, max_tokens=encoder.max_text_tokens)
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.title_key = title_key
@@ -268,17 +240,7 @@ class Prefilter:
         An embedded store keeps it beside the keyword index, so a restart reloads it instead. Call it after ingest
         to pay that cost then rather than on the first hybrid search.
         """
-        return self._keywords.calibration(self._calibrate)
-
-    def _calibrate(self, index: KeywordIndex) -> Calibration:
-        pool = [(c.id, c.source, c.text) for c in self.store.get(probe_pool_ids(index.ids, _PROBE_POOL))]
-        return calibrate(
-            pool,
-            index,
-            self.encoder,
-            lambda vec, n: [(c.id, float(c.score or 0.0)) for c in self.store.query(vec, n)],
-            fingerprint=index.fingerprint,
-        )
+        return self._keywords.calibration(lambda index: calibrate_collection(self.store, self.encoder, index))
 
     # ------------------------------------------------------------------ search
     def search(
@@ -325,17 +287,8 @@ class Prefilter:
             ConfigError: on a bad option (``k`` < 1, unknown mode, ``mmr_lambda`` outside [0, 1]...).
             EmbeddingModelMismatchError: on a query vector of another dimension.
         """
-        options = SearchOptions(
-            k=k,
-            min_score=min_score,
-            where=where,
-            where_document=where_document,
-            mode=mode,
-            mmr=mmr,
-            mmr_lambda=mmr_lambda,
-            fetch_k=fetch_k,
-            max_per_source=max_per_source,
-            budget=budget,
+        options = SearchOptions(  # its fields, in order
+            k, min_score, where, where_document, mode, mmr, mmr_lambda, fetch_k, max_per_source, budget
         )
         return self.search_with(query, options)
 

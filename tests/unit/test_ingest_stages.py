@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shortlist.errors import ConfigError, InputError
-from shortlist.ingest.chunking import chunk_document, title_of, titled, without_leading_title
+from shortlist.ingest.chunking import check_chunking, chunk_document, title_of, titled, without_leading_title
 from shortlist.ingest.coerce import SourceDocument, coerce_document, coerce_documents
 from shortlist.ingest.diff import dedupe, plan_writes, stale_ids
 from shortlist.store import ChunkRecord, restore_metadata
@@ -150,3 +150,23 @@ def test_plan_writes_new_changed_unchanged() -> None:
 def test_stale_ids() -> None:
     assert stale_ids({"x", "y", "z"}, {"y"}) == ["x", "z"]
     assert stale_ids({"y"}, {"y", "w"}) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((7, 0, None), "chunk_tokens must be an int >= 8, got 7."),
+        ((True, 0, None), "chunk_tokens must be an int >= 8, got True."),
+        ((300, 16, None), "chunk_tokens=300 is over the model's window (254 word pieces)"),
+        ((64, 64, None), "chunk_overlap must be an int in [0, chunk_tokens), got 64."),
+        ((64, -1, None), "chunk_overlap must be an int in [0, chunk_tokens), got -1."),
+        ((64, 8, ""), "title_key must be a metadata key (a non-empty str) or None, got ''."),
+        ((64, 8, 3), "title_key must be a metadata key (a non-empty str) or None, got 3."),
+    ],
+)
+def test_check_chunking(args: tuple[Any, Any, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_chunking(*args, max_tokens=254)
+    assert message in str(info.value)
+    check_chunking(254, 0, "title", max_tokens=254)
+    check_chunking(8, 7, None, max_tokens=254)

@@ -19,7 +19,9 @@ def test_defaults_are_prefilter_search_defaults() -> None:
     assert opts.k == DEFAULT_K
     assert opts.mode is None
     assert (opts.mmr, opts.mmr_lambda, opts.fetch_k, opts.max_per_source, opts.budget) == (False, 0.5, None, None, None)
-    assert OPTION_NAMES == SEARCH_OPTIONS  # the retrievers' option list, same order
+    # the retrievers' option list, and the order Prefilter.search passes them in
+    expected = ("k", "min_score", "where", "where_document", "mode", "mmr", "mmr_lambda", "fetch_k")
+    assert OPTION_NAMES == SEARCH_OPTIONS == (*expected, "max_per_source", "budget")
     assert SEARCH_MODES == ("dense", "keyword", "hybrid")
 
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from shortlist.errors import ConfigError
 from shortlist.store import ChunkRecord
 from shortlist.text import clean_text, split_text
 
@@ -31,12 +32,49 @@ if TYPE_CHECKING:
 
     from shortlist.ingest.coerce import SourceDocument
 
-__all__ = ["TITLE_SEPARATOR", "chunk_document", "title_of", "titled", "without_leading_title"]
+__all__ = [
+    "TITLE_SEPARATOR",
+    "check_chunking",
+    "chunk_document",
+    "heads_with_title",
+    "title_of",
+    "titled",
+    "without_leading_title",
+]
 
 #: What joins a chunk's title and its text.
 TITLE_SEPARATOR = "\n"
 #: A title longer than ``chunk_tokens // TITLE_SHARE`` word pieces is not repeated on every chunk.
 TITLE_SHARE = 3
+
+
+def check_chunking(chunk_tokens: Any, chunk_overlap: Any, title_key: Any, *, max_tokens: int) -> None:
+    """Refuse chunk sizes the model cannot take whole, or a title key that is not a key.
+
+    Args:
+        chunk_tokens: Most word pieces in a chunk: an int from 8 to ``max_tokens``.
+        chunk_overlap: Word pieces carried over: an int in ``[0, chunk_tokens)``.
+        title_key: A non-empty str, or ``None``.
+        max_tokens: The model's window for text (without its special tokens).
+
+    Raises:
+        ConfigError: naming the bad value.
+    """
+    if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 8:
+        msg = f"chunk_tokens must be an int >= 8, got {chunk_tokens!r}."
+        raise ConfigError(msg)
+    if chunk_tokens > max_tokens:
+        msg = (
+            f"chunk_tokens={chunk_tokens} is over the model's window ({max_tokens} word pieces): "
+            "chunks would be cut. Use a smaller value."
+        )
+        raise ConfigError(msg)
+    if not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_tokens:
+        msg = f"chunk_overlap must be an int in [0, chunk_tokens), got {chunk_overlap!r}."
+        raise ConfigError(msg)
+    if title_key is not None and (not isinstance(title_key, str) or not title_key):
+        msg = f"title_key must be a metadata key (a non-empty str) or None, got {title_key!r}."
+        raise ConfigError(msg)
 
 
 def _count(tokenizer: Tokenizer, text: str) -> int:
@@ -58,6 +96,11 @@ def title_of(
 def titled(title: str, text: str) -> str:
     """A chunk's text headed by its title (``title``, line break, ``text``)."""
     return f"{title}{TITLE_SEPARATOR}{text}"
+
+
+def heads_with_title(text: str, title: Any) -> bool:
+    """Whether a chunk's ``text`` starts with ``title`` (a non-empty str), as each chunk of a titled document does."""
+    return isinstance(title, str) and bool(title) and text.startswith(title)
 
 
 def without_leading_title(body: str, title: str) -> str:

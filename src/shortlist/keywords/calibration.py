@@ -35,6 +35,7 @@ __all__ = [
     "PRIOR_WEIGHT",
     "PROBES",
     "PROBE_DEPTH",
+    "PROBE_POOL",
     "SEED",
     "Calibration",
     "Probe",
@@ -54,6 +55,8 @@ PRIOR_WEIGHT = 0.9
 CJK_PRIOR_WEIGHT = 0.25
 #: Ranked list depth per side for the probes (as a search with k=10 and a pooled fetch would draw).
 PROBE_DEPTH = 40
+#: Chunks the probes are drawn from (at most), by :func:`probe_pool_ids`.
+PROBE_POOL = 2000
 SEED = 0
 CALIBRATION_VERSION = 1
 CALIBRATION_FILE = "calibration.json"
@@ -134,7 +137,7 @@ def make_probes(
     return probes
 
 
-def probe_pool_ids(ids: Sequence[str], size: int = 2000, seed: int = SEED) -> list[str]:
+def probe_pool_ids(ids: Sequence[str], size: int = PROBE_POOL, seed: int = SEED) -> list[str]:
     """The ids of up to ``size`` chunks drawn with a fixed seed: the chunks the probes are drawn from."""
     order = sorted(ids)
     rng = np.random.default_rng(seed)

@@ -17,20 +17,23 @@ import numpy as np
 from shortlist.keywords.calibration import (
     MIN_PROBES,
     PROBE_DEPTH,
+    PROBE_POOL,
     PROBES,
     SEED,
     Calibration,
     Probe,
     dense_weight,
     make_probes,
+    probe_pool_ids,
 )
 from shortlist.search.fusion import convex
 
 if TYPE_CHECKING:
     from shortlist.encoder import Encoder
     from shortlist.keywords.bm25 import KeywordIndex
+    from shortlist.store import ChunkStore
 
-__all__ = ["DenseSearch", "calibrate"]
+__all__ = ["DenseSearch", "calibrate", "calibrate_collection"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +129,19 @@ def calibrate(
     seconds = time.perf_counter() - start
     logger.info("Calibrated hybrid fusion on %d probes in %.2fs: %s", len(probes), seconds, weights)
     return Calibration(fingerprint, weights, counts, figures, seconds)
+
+
+def calibrate_collection(store: ChunkStore, encoder: Encoder, index: KeywordIndex) -> Calibration:
+    """Calibrate a collection from its own chunks, vectors and keyword ``index``.
+
+    The probes come from up to :data:`~shortlist.keywords.calibration.PROBE_POOL` chunks drawn with a fixed seed;
+    the result carries the index's fingerprint.
+    """
+    pool = [(c.id, c.source, c.text) for c in store.get(probe_pool_ids(index.ids, PROBE_POOL))]
+    return calibrate(
+        pool,
+        index,
+        encoder,
+        lambda vec, n: [(c.id, float(c.score or 0.0)) for c in store.query(vec, n)],
+        fingerprint=index.fingerprint,
+    )
