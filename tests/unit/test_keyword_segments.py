@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shortlist.errors import InputError, StoreError
-from shortlist.keywords.bm25 import tokenize
+from shortlist.errors import ConfigError, InputError, StoreError
+from shortlist.keywords.bm25 import BM25_B, BM25_K1, KeywordIndex, tokenize
 from shortlist.keywords.segments import LIVE_B, LIVE_K1, LiveKeywordIndex
 
 DOCS = {
@@ -24,8 +24,8 @@ DOCS = {
 }
 
 
-def _writer(folder: Path, docs: dict[str, str] | None = None) -> LiveKeywordIndex:
-    index = LiveKeywordIndex.open(folder, writer=True)
+def _writer(folder: Path, docs: dict[str, str] | None = None, rescore_depth: int = 200) -> LiveKeywordIndex:
+    index = LiveKeywordIndex.open(folder, writer=True, rescore_depth=rescore_depth)
     if docs:
         index.add(list(docs), list(docs.values()))
         index.commit()
@@ -52,9 +52,34 @@ def test_english_and_chinese_terms_are_bm25_tokenize_terms(tmp_path: Path) -> No
             assert index.doc_freq(term) >= 1
 
 
-def test_scores_are_lucene_bm25_on_bm25s_scale(tmp_path: Path) -> None:
-    docs = {"a": "cat cat dog", "b": "cat fish bird owl", "c": "bird"}
+def test_rescored_scores_are_todays_keyword_index_scores(tmp_path: Path) -> None:
+    docs = DOCS | {f"n{i}": f"cats {'dogs ' * (i % 3)}news item {i} in 北京" for i in range(30)}
+    today = KeywordIndex.build(docs.items())
     with _writer(tmp_path, docs) as index:
+        assert (index.k1, index.b) == (BM25_K1, BM25_B)
+        for query in ("cats", "dogs barking loudly", "news 北京 学习", "item 7 cats cats"):
+            got, want = index.search(query, 10), today.search(query, 10)
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+            assert {i for i, _ in got} == {i for i, _ in want}  # ties may come in another order
+            texts = ["cats and dogs", "北京的新闻", "nothing here"]
+            assert index.score_texts(query, texts) == pytest.approx(list(today.score_texts(query, texts)), rel=1e-5)
+        # after deletes and replacements, the scores are those of an index built from the live documents only
+        index.delete([f"n{i}" for i in range(0, 30, 2)])
+        index.add(["n1", "en1"], ["dogs dogs dogs", "cats in 北京"])
+        index.commit()
+        live = {i: t for i, t in docs.items() if not (i.startswith("n") and int(i[1:]) % 2 == 0)}
+        live |= {"n1": "dogs dogs dogs", "en1": "cats in 北京"}
+        fresh = KeywordIndex.build(live.items())
+        assert index.stats().deleted > 0
+        for query in ("cats", "dogs", "北京 news"):
+            got, want = index.search(query, 40), fresh.search(query, 40)
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+
+
+def test_tantivy_scores_are_lucene_bm25_on_bm25s_scale(tmp_path: Path) -> None:
+    docs = {"a": "cat cat dog", "b": "cat fish bird owl", "c": "bird"}
+    with _writer(tmp_path, docs, rescore_depth=0) as index:
+        assert (index.k1, index.b) == (LIVE_K1, LIVE_B)
         n, avgdl = 3, (3 + 4 + 1) / 3
         idf = math.log(1 + (n - 2 + 0.5) / (2 + 0.5))
         expected = {
@@ -98,11 +123,15 @@ def test_delete_and_rollback(tmp_path: Path) -> None:
         assert index.search("cats", 5) == [] and _ids(index.search("bird", 5)) == ["en3"]
 
 
-def test_idf_counts_live_documents_only_before_any_merge(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rescore_depth", [0, 200])
+def test_idf_counts_live_documents_only_before_any_merge(tmp_path: Path, rescore_depth: int) -> None:
     # every text has two terms, so the average length is the same with or without the deleted ones
     live = {f"k{i}": f"common word{i}" for i in range(6)} | {"r": "rare common"}
     dead = {f"d{i}": f"rare other{i}" for i in range(5)}
-    with _writer(tmp_path / "churned", live | dead) as churned, _writer(tmp_path / "fresh", live) as fresh:
+    with (
+        _writer(tmp_path / "churned", live | dead, rescore_depth) as churned,
+        _writer(tmp_path / "fresh", live, rescore_depth) as fresh,
+    ):
         churned.delete(list(dead))
         churned.commit()
         stats = churned.stats()
@@ -166,6 +195,9 @@ def test_persisted_copy_reopens_without_tokenising(tmp_path: Path) -> None:
 
 
 def test_missing_or_foreign_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="rescore_depth"):
+        LiveKeywordIndex.open(tmp_path / "new", writer=True, rescore_depth=-1)
+    assert not (tmp_path / "new").exists()  # refused before anything was made
     with pytest.raises(StoreError, match="No keyword index"):
         LiveKeywordIndex.open(tmp_path / "nothing")
     with _writer(tmp_path / "old", DOCS):

@@ -18,18 +18,26 @@ background, and a merge drops the deleted documents. Only one process writes a f
 see a writer's commits after :meth:`~LiveKeywordIndex.reload`. Opening an existing folder reads tantivy's files
 (memory-mapped): nothing is tokenised again.
 
-Scoring is tantivy's BM25 (Lucene's): ``idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with
-``idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5))``, ``k1 = 1.2`` and ``b = 0.75`` (fixed in tantivy; the bm25s index uses
-the same IDF with ``k1 = 0.9``, ``b = 0.4``), ``dl`` from tantivy's one-byte field norms (exact up to 40 terms,
-then within about 10 %). Scores are divided by tantivy's ``(k1 + 1)`` so they are on bm25s's scale.
+Scoring. BM25 is ``sum over query terms of idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with Lucene's
+``idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5))`` in both engines. tantivy fixes ``k1 = 1.2`` and ``b = 0.75`` (its
+Python binding cannot change them) and takes ``dl`` from one-byte field norms (exact up to 40 terms, then within
+about 10 %); the bm25s index uses ``k1 = 0.9``, ``b = 0.4`` and exact lengths. So by default (``rescore_depth > 0``)
+tantivy only finds candidates, its top ``max(k, rescore_depth)``, and each is rescored here with bm25s's formula,
+parameters (:data:`~shortlist.keywords.bm25.BM25_K1`, :data:`~shortlist.keywords.bm25.BM25_B`), exact length and
+the live statistics, from the terms stored with it: the scores are today's ``KeywordIndex`` scores, and so is the
+ranking whenever today's top ``k`` lie within tantivy's top ``rescore_depth`` (on SciFact and XQuAD zh at depth 200,
+every top-10 and top-40 did: ``benchmarks/keyword_engines.py``). With ``rescore_depth=0`` the scores are tantivy's
+own (divided by its ``k1 + 1``, to be on bm25s's scale).
 
 Deleted documents and BM25's statistics: until a merge drops them, tantivy still counts deleted documents in ``N``,
-in each term's document frequency ``n`` and in the average length. This index corrects ``N`` and ``n``: when the
-searcher holds deleted documents, each query term's live document frequency is counted (a count query over live
-documents) and the term's score is rescaled (a boost) from tantivy's IDF to the live one, so IDF is exactly the
-IDF of the live documents. The average length ``avgdl`` in the length normalisation is tantivy's, over live and not
-yet merged deleted documents; it drifts by at most the deleted share times the difference between the deleted and
-the live documents' mean length (:attr:`SegmentStats.deleted` says how many), and is exact again after a merge.
+in each term's document frequency ``n`` and in the average length. This index uses the live ones: ``N`` is the
+live count, a query term's live ``n`` is counted (a count query over live documents) when the view holds deleted
+documents, and the mean length is the mean of the live documents' stored lengths (an aggregation), so rescored
+scores use exactly the live statistics. In tantivy's own scores (``rescore_depth=0``, or the candidates' order)
+IDF is corrected the same way (a boost per term from tantivy's IDF to the live one), but the mean length in the
+length normalisation is tantivy's, over live and not yet merged deleted documents: it drifts by at most the deleted
+share times the difference between the deleted and the live documents' mean length (:attr:`SegmentStats.deleted`
+says how many), and is exact again after a merge.
 
 Example:
     ```python
@@ -52,7 +60,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -61,10 +69,10 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from shortlist._io import atomic_write, file_lock
-from shortlist.errors import InputError, MissingDependencyError, StoreError
-from shortlist.keywords.bm25 import INDEX_VERSION, tokenize
+from shortlist.errors import ConfigError, InputError, MissingDependencyError, StoreError
+from shortlist.keywords.bm25 import BM25_B, BM25_K1, INDEX_VERSION, tokenize
 
-__all__ = ["LIVE_B", "LIVE_K1", "SEGMENTS_FORMAT", "LiveKeywordIndex", "SegmentStats"]
+__all__ = ["DEFAULT_RESCORE_DEPTH", "LIVE_B", "LIVE_K1", "SEGMENTS_FORMAT", "LiveKeywordIndex", "SegmentStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +80,9 @@ logger = logging.getLogger(__name__)
 LIVE_K1 = 1.2
 LIVE_B = 0.75
 #: The folder's format: this module's schema plus the tokeniser's version. Another format is not opened.
-SEGMENTS_FORMAT = f"segments-2/{INDEX_VERSION}"
+SEGMENTS_FORMAT = f"segments-3/{INDEX_VERSION}"
+#: tantivy candidates rescored with bm25s's parameters per search (at least ``k``); ``0``: tantivy's own scores.
+DEFAULT_RESCORE_DEPTH = 200
 
 _META_FILE = "shortlist-segments.json"
 _POSITION_FILE = "shortlist-position.json"
@@ -80,6 +90,7 @@ _LOCK_FILE = "writer.lock"
 _ID = "id"
 _BODY = "body"
 _LEN = "len"
+_TERMS = "terms"  # the terms, stored (not indexed) for rescoring
 _ALL = "all"  # one constant term per document: its document frequency is tantivy's N (live + not yet merged)
 _ALL_TERM = "1"
 _TERMS_ANALYZER = "shortlist_terms"  # white space only: the terms are bm25.tokenize's
@@ -124,6 +135,7 @@ def _schema() -> Any:
     builder.add_text_field(_BODY, stored=False, tokenizer_name=_TERMS_ANALYZER, index_option="freq")
     builder.add_text_field(_ALL, stored=False, tokenizer_name="raw", index_option="basic")
     builder.add_unsigned_field(_LEN, fast=True)
+    builder.add_bytes_field(_TERMS, stored=True)
     return builder.build()
 
 
@@ -141,10 +153,25 @@ class LiveKeywordIndex:
         index: The open ``tantivy.Index``.
         writer: tantivy's writer, for the writing process.
         lock: The held writer lock, for the writing process.
+        rescore_depth: tantivy candidates rescored with bm25s's BM25 per search (``0``: tantivy's own scores).
     """
 
-    def __init__(self, folder: Path, index: Any, writer: Any = None, lock: FileLock | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        index: Any,
+        writer: Any = None,
+        lock: FileLock | None = None,
+        *,
+        rescore_depth: int = DEFAULT_RESCORE_DEPTH,
+    ) -> None:
+        if rescore_depth < 0:
+            msg = f"rescore_depth must be 0 (tantivy's scores) or more, not {rescore_depth}."
+            raise ConfigError(msg)
         self.folder = folder
+        self.rescore_depth = rescore_depth
+        #: BM25's ``k1`` and ``b`` of this index's scores (bm25s's when rescoring, else tantivy's).
+        self.k1, self.b = (BM25_K1, BM25_B) if rescore_depth else (LIVE_K1, LIVE_B)
         self._tantivy = _tantivy()
         self._index = index
         self._schema = index.schema
@@ -161,7 +188,12 @@ class LiveKeywordIndex:
 
     @classmethod
     def open(
-        cls, folder: str | os.PathLike[str], *, writer: bool = False, heap_bytes: int = DEFAULT_HEAP_BYTES
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        writer: bool = False,
+        heap_bytes: int = DEFAULT_HEAP_BYTES,
+        rescore_depth: int = DEFAULT_RESCORE_DEPTH,
     ) -> LiveKeywordIndex:
         """Open the index in ``folder``; the writer creates it when the folder holds none.
 
@@ -169,6 +201,8 @@ class LiveKeywordIndex:
             folder: The index's folder (created for a writer).
             writer: Take the folder's writer lock and be able to write. Only one process at a time can.
             heap_bytes: Memory of tantivy's writer (at least 15 MB).
+            rescore_depth: tantivy candidates rescored per search with bm25s's BM25 (see the module); ``0`` keeps
+                tantivy's own scores (``k1 = 1.2``, ``b = 0.75``).
 
         Returns:
             The index, showing its last commit.
@@ -176,7 +210,11 @@ class LiveKeywordIndex:
         Raises:
             StoreError: another process holds the writer lock; a reader found no index; the folder holds an index
                 of another format (another tokeniser version: delete the folder and rebuild from the store).
+            ConfigError: ``rescore_depth`` is negative.
         """
+        if rescore_depth < 0:
+            msg = f"rescore_depth must be 0 (tantivy's scores) or more, not {rescore_depth}."
+            raise ConfigError(msg)
         tantivy = _tantivy()
         path = Path(folder)
         lock: FileLock | None = None
@@ -198,7 +236,7 @@ class LiveKeywordIndex:
             if lock is not None:
                 lock.release()
             raise
-        return cls(path, index, tantivy_writer, lock)
+        return cls(path, index, tantivy_writer, lock, rescore_depth=rescore_depth)
 
     @staticmethod
     def _open_index(tantivy: Any, path: Path, *, create: bool) -> Any:
@@ -311,6 +349,7 @@ class LiveKeywordIndex:
             doc.add_text(_ALL, _ALL_TERM)
             doc.add_unsigned(_LEN, len(words))
             doc.add_text(_BODY, joined)
+            doc.add_bytes(_TERMS, joined.encode("utf-8"))
             docs.append((id_, doc))
         for id_, doc in docs:  # tantivy applies a delete to the documents added before it, in this batch too
             writer.delete_documents_by_term(_ID, id_)
@@ -447,9 +486,11 @@ class LiveKeywordIndex:
         live = len(self)
         if k <= 0 or live == 0:
             return []
-        query = self._query(tokenize(query_text), live)
-        if query is None:
+        terms = Counter(tokenize(query_text))
+        idf = self._live_idf(terms, live)
+        if not idf:
             return []
+        query = self._query(terms, idf)
         tantivy = self._tantivy
         if allowed_ids is not None:
             allowed = list(dict.fromkeys(allowed_ids))
@@ -458,50 +499,73 @@ class LiveKeywordIndex:
             only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self._schema, _ID, allowed), 0.0)
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
         searcher = self._searcher
-        hits = searcher.search(query, k, count=False).hits
-        return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
+        if not self.rescore_depth:
+            hits = searcher.search(query, k, count=False).hits
+            return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
+        hits = searcher.search(query, max(k, self.rescore_depth), count=False).hits
+        avgdl = self._live_avgdl() or 1.0
+        scored: list[tuple[str, float]] = []
+        for _, address in hits:
+            doc = searcher.doc(address)
+            score = self._bm25(terms, idf, bytes(doc.get_first(_TERMS)).decode("utf-8").split(), avgdl)
+            if score > 0:
+                scored.append((str(doc.get_first(_ID)), score))
+        scored.sort(key=lambda pair: -pair[1])  # stable: tantivy's order breaks ties
+        return scored[:k]
 
-    def _query(self, terms: Sequence[str], live: int) -> Any:
+    def _live_idf(self, terms: Iterable[str], live: int) -> dict[str, float]:
+        idf: dict[str, float] = {}
+        for term in terms:
+            df_live = self._term_stats(term)[1]
+            if df_live:
+                idf[term] = _idf(df_live, live)
+        return idf
+
+    def _bm25(self, query: Mapping[str, int], idf: Mapping[str, float], words: list[str], avgdl: float) -> float:
+        """bm25s's score of one document (its terms) for a query (term -> occurrences in the query)."""
+        norm = self.k1 * (1.0 - self.b + self.b * len(words) / avgdl)
+        total = 0.0
+        for term, occurrences in query.items():
+            weight = idf.get(term)
+            if weight is None:
+                continue
+            tf = words.count(term)
+            if tf:
+                total += occurrences * weight * tf / (tf + norm)
+        return total
+
+    def _query(self, terms: Mapping[str, int], idf: Mapping[str, float]) -> Any:
         tantivy = self._tantivy
         all_docs = self._all_docs()
         clauses = []
-        for term, count in Counter(terms).items():
-            df_all, df_live = self._term_stats(term)
-            if df_live == 0:
-                continue
+        for term, weight in idf.items():
             # tantivy scores (k1 + 1) * idf(n_all, N_all) * tf-part; rescale to idf(n_live, N_live) * tf-part, once
             # per occurrence of the term in the query (as bm25s sums a repeated query term).
-            boost = count * _idf(df_live, live) / (_idf(df_all, all_docs) * (LIVE_K1 + 1.0))
+            df_all = self._term_stats(term)[0]
+            boost = terms[term] * weight / (_idf(df_all, all_docs) * (LIVE_K1 + 1.0))
             term_query = tantivy.Query.term_query(self._schema, _BODY, term, index_option="freq")
             clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(term_query, boost)))
-        if not clauses:
-            return None
         return tantivy.Query.boolean_query(clauses)
 
     def score_texts(self, query_text: str, texts: Sequence[str]) -> list[float]:
         """BM25 score of ``query_text`` against texts that are not in the index, with the live statistics.
 
-        Each text is scored as if it were one more document (live ``N``, document frequencies and mean length,
-        tantivy's ``k1`` and ``b``; the text's exact length where tantivy uses its one-byte norm), so the score is
-        comparable with :meth:`search`'s. For the hybrid calibration, like ``KeywordIndex.score_texts``.
+        Each text is scored as if it were one more document (live ``N``, document frequencies and mean length, this
+        index's ``k1`` and ``b``, the text's exact length), each query term once, so the score is comparable with
+        :meth:`search`'s. For the hybrid calibration, as ``KeywordIndex.score_texts`` (the same value when
+        rescoring).
         """
         live = len(self)
         out = [0.0] * len(texts)
         if not live or not texts:
             return out
-        idf = {}
-        for term in dict.fromkeys(tokenize(query_text)):
-            df_live = self._term_stats(term)[1]
-            if df_live:
-                idf[term] = _idf(df_live, live)
+        unique = dict.fromkeys(tokenize(query_text), 1)
+        idf = self._live_idf(unique, live)
         if not idf:
             return out
         avgdl = self._live_avgdl() or 1.0
         for i, text in enumerate(texts):
             words = tokenize(text)
-            if not words:
-                continue
-            norm = LIVE_K1 * (1.0 - LIVE_B + LIVE_B * len(words) / avgdl)
-            counts = Counter(w for w in words if w in idf)
-            out[i] = sum(idf[t] * tf / (tf + norm) for t, tf in counts.items())
+            if words:
+                out[i] = self._bm25(unique, idf, words, avgdl)
         return out
