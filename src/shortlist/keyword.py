@@ -1,27 +1,9 @@
-r"""Keyword index for hybrid search: BM25 (``bm25s``) over the store's chunks, with Chinese cut by ``jieba``.
+"""The old home of the keyword index, which lives in :mod:`shortlist.keywords.bm25` now.
 
-Tokenisation (:func:`tokenize`): :func:`shortlist.text.clean_text`, lower case, then runs of CJK characters are cut
-into words by jieba (search mode off: one segmentation), and other text into ``\w+`` words; English stop words and
-the commonest Chinese function words are dropped, and English words are stemmed (Snowball, via PyStemmer, when it
-is installed). Numbers are kept.
+It moved (BM25 over the store's chunks, Chinese cut by jieba) because this module's name shadows the standard
+library's ``keyword``.
 
-The index is built from the store's chunks, not fed separately, so it can never hold a chunk the store does not
-have. :class:`KeywordIndex` keeps ids in the same order as bm25s's rows; :meth:`KeywordIndex.search` returns
-``(id, bm25 score)`` pairs, best first.
-
-The code lives in :mod:`shortlist.keywords.bm25` (this module's name shadows the standard library's ``keyword``); it is
-re-exported here under the old names.
-
-Example:
-    ```python
-    from shortlist.keyword import KeywordIndex, tokenize
-
-    print(tokenize("Running studies on 北京大学的学生"))
-    # ['run', 'studi', '北京大学', '学生']
-    index = KeywordIndex.build([("a", "cats purr"), ("b", "dogs bark loudly")])
-    print(index.search("barking dog", 2))
-    # [('b', 0.70...)]
-    ```
+Every name is re-exported here, so ``from shortlist.keyword import KeywordIndex, tokenize`` keeps working.
 """
 
 from __future__ import annotations
