@@ -214,6 +214,57 @@ def _expected_rank(result: Shortlist, expected: Sequence[str]) -> int | None:
     return None
 
 
+def _index_line(summary: dict[str, Any], enc: Encoder, load_s: float) -> str:
+    """The index's and the model's figures, before the questions."""
+    verb = "Built" if summary["built"] else "Reusing"
+    return (
+        f"{verb} index {summary['collection']!r} at {summary['db']}: {summary['documents']:,} documents, "
+        f"{summary['chunks']:,} chunks of <= {CHUNK_TOKENS} tokens"
+        + (f", {summary['tokens']:,} tokens" if summary.get("tokens") else "")
+        + (f", built in {summary['seconds']:.1f} s" if summary["built"] else f" (opened in {summary['seconds']:.1f} s)")
+        + f". Model: {enc.model_name} ({enc.backend_name}, {enc.device}, ready in {load_s:.1f} s).\n"
+    )
+
+
+def _warm_keyword_side(prefilter: Prefilter, chunks: int) -> str:
+    """Build the keyword index and the hybrid calibration (and load jieba) now; the line that says so."""
+    started = time.perf_counter()
+    # The keyword index (built once from the collection) and the hybrid weights (from probes of its own chunks),
+    # so that the questions' timings are search only.
+    calibration = prefilter.calibration()
+    prefilter.search("异常", k=1, mode="keyword")  # and jieba's dictionary loaded
+    weights = ", ".join(f"{script} {w:.2f}" for script, w in sorted(calibration.weights.items())) or "prior"
+    return (
+        f"Keyword index (BM25, jieba for Chinese) over {chunks:,} chunks and hybrid calibration "
+        f"(dense weight by script: {weights}) ready in {time.perf_counter() - started:.1f} s.\n"
+    )
+
+
+def _answer(number: int, question: DemoQuestion, result: Shortlist, k: int) -> str:
+    """One question's block: the question, its note, the shortlist table and whether a right document is in it."""
+    lines = [f"\nQ{number}. {question.text}   [{question.mode}]"]
+    if question.note:
+        lines.append(f"    ({question.note})")
+    lines.append(format_shortlist(result))
+    if question.expected:
+        rank = _expected_rank(result, question.expected)
+        wanted = " or ".join(e + "*" if e.endswith(".") else e for e in question.expected[:2])
+        verdict = f"a right document ({wanted}) at rank {rank}" if rank else f"{wanted} not in the top {k}"
+        lines.append(f"    -> {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def _savings_line(results: Sequence[Shortlist]) -> str:
+    """The tokens the shortlists cost on average against sending the whole corpus with every question."""
+    corpus_tokens = results[-1].stats.corpus_tokens
+    sent = sum(r.stats.kept_tokens for r in results) / len(results)
+    return (
+        f"\nSending the whole corpus with every question would cost {corpus_tokens:,} tokens each; the "
+        f"shortlists cost {sent:,.0f} tokens on average: {1 - sent / corpus_tokens:.2%} of the tokens saved, "
+        f"{corpus_tokens / max(sent, 1):,.0f}x fewer.\n"
+    )
+
+
 def run(
     *,
     db: str | Path | None = None,
@@ -259,50 +310,16 @@ def run(
     started = time.perf_counter()
     enc.load()  # before the questions, so their timings are search only
     enc.embed_query("warm-up")  # the first forward pass sets up torch's kernels (~0.5 s)
-    load_s = time.perf_counter() - started
-    verb = "Built" if summary["built"] else "Reusing"
-    out.write(
-        f"{verb} index {summary['collection']!r} at {summary['db']}: {summary['documents']:,} documents, "
-        f"{summary['chunks']:,} chunks of <= {CHUNK_TOKENS} tokens"
-        + (f", {summary['tokens']:,} tokens" if summary.get("tokens") else "")
-        + (f", built in {summary['seconds']:.1f} s" if summary["built"] else f" (opened in {summary['seconds']:.1f} s)")
-        + f". Model: {enc.model_name} ({enc.backend_name}, {enc.device}, ready in {load_s:.1f} s).\n"
-    )
+    out.write(_index_line(summary, enc, time.perf_counter() - started))
     asked = [q if isinstance(q, DemoQuestion) else DemoQuestion(q) for q in (questions or QUESTIONS)]
     if any(q.mode != "dense" for q in asked):  # build the keyword side before the timed questions
-        started = time.perf_counter()
-        # The keyword index (built once from the collection) and the hybrid weights (from probes of its own chunks),
-        # so that the questions' timings are search only.
-        calibration = prefilter.calibration()
-        prefilter.search("异常", k=1, mode="keyword")  # and jieba's dictionary loaded
-        weights = ", ".join(f"{script} {w:.2f}" for script, w in sorted(calibration.weights.items())) or "prior"
-        out.write(
-            f"Keyword index (BM25, jieba for Chinese) over {summary['chunks']:,} chunks and hybrid calibration "
-            f"(dense weight by script: {weights}) ready in {time.perf_counter() - started:.1f} s.\n"
-        )
+        out.write(_warm_keyword_side(prefilter, summary["chunks"]))
     results = []
-    kept_total = 0
-    corpus_tokens = 0
     for number, question in enumerate(asked, 1):
         result = prefilter.search(question.text, k=k, mode=question.mode)  # type: ignore[arg-type]
         results.append(result)
-        kept_total += result.stats.kept_tokens
-        corpus_tokens = result.stats.corpus_tokens
-        out.write(f"\nQ{number}. {question.text}   [{question.mode}]\n")
-        if question.note:
-            out.write(f"    ({question.note})\n")
-        out.write(format_shortlist(result) + "\n")
-        if question.expected:
-            rank = _expected_rank(result, question.expected)
-            wanted = " or ".join(e + "*" if e.endswith(".") else e for e in question.expected[:2])
-            verdict = f"a right document ({wanted}) at rank {rank}" if rank else f"{wanted} not in the top {k}"
-            out.write(f"    -> {verdict}\n")
-    if results and corpus_tokens:
-        sent = kept_total / len(results)
-        out.write(
-            f"\nSending the whole corpus with every question would cost {corpus_tokens:,} tokens each; the "
-            f"shortlists cost {sent:,.0f} tokens on average: {1 - sent / corpus_tokens:.2%} of the tokens saved, "
-            f"{corpus_tokens / max(sent, 1):,.0f}x fewer.\n"
-        )
+        out.write(_answer(number, question, result, k))
+    if results and results[-1].stats.corpus_tokens:
+        out.write(_savings_line(results))
     out.flush()
     return results
