@@ -143,6 +143,17 @@ def test_idf_counts_live_documents_only_before_any_merge(tmp_path: Path, rescore
             assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
 
 
+def test_segments_merge_and_drop_deleted_documents(tmp_path: Path) -> None:
+    with _writer(tmp_path) as index:
+        for c in range(12):  # a commit per batch: a segment each, merged by tantivy (8 of a size) in the background
+            index.add([f"d{c}-{i}" for i in range(20)], [f"word{i} common text {c}" for i in range(20)])
+            index.delete([f"d{c - 1}-{i}" for i in range(10)])
+            index.commit()
+    stats = LiveKeywordIndex.open(tmp_path).stats()  # close() waited for the running merges
+    assert stats.live == 12 * 20 - 11 * 10
+    assert stats.segments < 12 and stats.deleted < 11 * 10
+
+
 def test_allowed_ids(tmp_path: Path) -> None:
     with _writer(tmp_path, DOCS) as index:
         assert _ids(index.search("dogs cats bird", 5, allowed_ids=["en3", "zh1"])) == ["en3"]
