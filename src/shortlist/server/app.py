@@ -26,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 from shortlist import __version__
 from shortlist.batching import EmbeddingBatcher
 from shortlist.config import DEFAULT_COLLECTION, resolve_chroma_path
-from shortlist.errors import ConfigError
 from shortlist.server.auth import ENV_API_KEY, PUBLIC_PATHS, resolve_api_key
 from shortlist.server.docs import install_docs
 from shortlist.server.errors import ApiError, ErrorResponses, error_body, install_error_handlers, status_of
@@ -103,12 +102,9 @@ def create_app(
 
         encoder = Encoder.shared()
     limits = limits or Limits()
-    try:
-        batcher = EmbeddingBatcher(
-            encoder, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=limits.max_queue, enabled=batching
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    batcher = EmbeddingBatcher(  # a ConfigError on bad batch settings
+        encoder, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=limits.max_queue, enabled=batching
+    )
     service = Service(encoder, batcher, limits, resolve_chroma_path(db), collection, prefilter)
 
     @asynccontextmanager
