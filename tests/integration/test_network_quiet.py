@@ -87,6 +87,40 @@ def violations(trace: str) -> list[str]:
     return found
 
 
+_LINE = re.compile(r"^(\d+)\s+(connect|sendto)\((\d+), ")
+_PAYLOAD = re.compile(r'^\d+\s+sendto\(\d+, "((?:[^"\\]|\\.)*)"')
+
+
+def dns_names(trace: str) -> list[str]:
+    """The host names a trace's DNS queries asked for (read from what was sent on sockets connected to port 53)."""
+    resolver_sockets: set[tuple[str, str]] = set()
+    names: list[str] = []
+    for line in trace.splitlines():
+        call = _LINE.match(line)
+        if call is None:
+            continue
+        key = (call.group(1), call.group(3))
+        if call.group(2) == "connect":
+            (resolver_sockets.add if "htons(53)" in line else resolver_sockets.discard)(key)
+        elif key in resolver_sockets and (payload := _PAYLOAD.match(line)) is not None:
+            name = _question(payload.group(1).encode("latin-1").decode("unicode_escape").encode("latin-1"))
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def _question(packet: bytes) -> str | None:
+    """The name in a DNS query's question section (``None`` if the packet is cut short)."""
+    labels, i = [], 12  # after the header
+    while i < len(packet) and packet[i] != 0:
+        end = i + 1 + packet[i]
+        if end > len(packet):
+            return None
+        labels.append(packet[i + 1 : end].decode("ascii", "replace"))
+        i = end
+    return ".".join(labels) if i < len(packet) else None
+
+
 # ---------------------------------------------------------------------------------------------- the parser
 @pytest.mark.parametrize(
     ("line", "reason"),
@@ -119,6 +153,22 @@ def test_the_trace_parser(line: str, reason: str | None) -> None:
     assert offending(line) == reason
 
 
+def test_dns_names_are_read_from_the_queries() -> None:
+    # onnxruntime 1.32's telemetry as `strace -s 96` printed it: two threads asking for AAAA and A.
+    question = r"\0\0\1\0\0\0\0\0\0\6mobile\6events\4data\tmicrosoft\3com\0\0"
+    resolver = '{sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.255.255.53")}, 16'
+    trace = "\n".join([
+        f"12410 connect(8, {resolver}) = 0",
+        rf'12410 sendto(8, "\220\262\1{question}\34\0\1", 50, MSG_NOSIGNAL, NULL, 0 <unfinished ...>',
+        f"12411 connect(9, {resolver} <unfinished ...>",
+        rf'12411 sendto(9, "*\201\1{question}\1\0\1", 50, MSG_NOSIGNAL, NULL, 0) = 50',
+        '12412 connect(9, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+        r'12412 sendto(9, "\6GET /", 6, 0, NULL, 0) = 6',
+    ])  # fmt: skip
+    assert dns_names(trace) == ["mobile.events.data.microsoft.com"]
+    assert dns_names(trace.replace("htons(53)", "htons(5353)")) == []
+
+
 # ---------------------------------------------------------------------------------------------- running things
 @dataclass
 class Traced:
@@ -130,6 +180,7 @@ class Traced:
     violations: list[str]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
 
 def _strace_usable() -> str | None:
@@ -176,7 +227,8 @@ class Tracer:
             output, _ = proc.communicate()
             output += f"\n[killed after {timeout:.0f} s]"
         trace = (self.root / f"{name}.strace").read_text(encoding="utf-8", errors="replace")
-        return Traced(name, proc.returncode, output[-3000:], violations(trace), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        return Traced(name, proc.returncode, output[-3000:], violations(trace), seconds, names=dns_names(trace))
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen[str]:
         """``command`` under strace, in a session of its own (so a timeout can kill strace and its tracees)."""
@@ -378,7 +430,8 @@ def test_no_process_sends_anything_off_the_machine(tmp_path: Path) -> None:
             problems.append(f"{r.name} exited {r.returncode} after {r.seconds:.0f} s {r.notes}:\n{r.output}")
         if r.violations:
             lines = "\n    ".join(r.violations[:8])
-            problems.append(f"{r.name}: {len(r.violations)} calls off the machine (strace -f):\n    {lines}")
+            looked_up = f", looked up {', '.join(r.names)}" if r.names else ""
+            problems.append(f"{r.name}: {len(r.violations)} calls off the machine{looked_up} (strace -f):\n    {lines}")
     kept = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "user").rglob("*") if p.is_file())
     if kept:
         problems.append(f"files written under $HOME: {kept}")
