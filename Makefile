@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: 2.13.0 is a CPU wheel found locally; unpinned, pip would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test install lint clean browser strace
+.PHONY: demo test install lint clean browser strace notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks integrations
 	$(BIN)/ruff format --check src tests benchmarks integrations
 	$(BIN)/mypy
+
+# The notebooks are committed executed (tables and charts visible on a code host): run them and save the outputs.
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/execute.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
