@@ -18,6 +18,8 @@ from shortlist import Encoder, Prefilter
 from shortlist.errors import ConfigError, EmbeddingModelMismatchError, InputError
 from shortlist.llama_index import MiniLMEmbedding, ShortlistVectorStore
 
+pytestmark = pytest.mark.filterwarnings("ignore::shortlist.errors.EmptyCollectionWarning")
+
 DOCS = [
     Document(text="Cats sleep for most of the day, up to sixteen hours.", id_="cats", metadata={"topic": "pets"}),
     Document(text="Dogs need a long walk every morning.", id_="dogs", metadata={"topic": "pets"}),
@@ -79,6 +81,17 @@ def test_query_modes(index: VectorStoreIndex) -> None:
         index.as_retriever(vector_store_query_mode="svm").retrieve("cats")
     with pytest.raises(ConfigError, match="Unknown vector_store_kwargs"):
         index.as_retriever(vector_store_kwargs={"top_k": 1}).retrieve("cats")
+
+
+@pytest.mark.asyncio
+async def test_async_retrieve_insert_and_delete(index: VectorStoreIndex) -> None:
+    store = _store(index)
+    nodes = await index.as_retriever(similarity_top_k=1).aretrieve("How long do cats sleep?")
+    assert [n.node.ref_doc_id for n in nodes] == ["cats"]
+    await index.ainsert(Document(text="Owls hunt at night.", id_="owls"))
+    assert store.prefilter.count() == len(DOCS) + 1
+    await index.adelete_ref_doc("owls")
+    assert store.prefilter.count() == len(DOCS)
 
 
 def test_metadata_filters(index: VectorStoreIndex) -> None:
