@@ -505,10 +505,11 @@ class LiveKeywordIndex:
             return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
         hits = searcher.search(query, max(k, self.rescore_depth), count=False).hits
         avgdl = self._live_avgdl() or 1.0
+        weights = [(term, terms[term] * weight) for term, weight in idf.items()]
         scored: list[tuple[str, float]] = []
         for _, address in hits:
             doc = searcher.doc(address)
-            score = self._bm25(terms, idf, bytes(doc.get_first(_TERMS)).decode("utf-8").split(), avgdl)
+            score = self._bm25(weights, bytes(doc.get_first(_TERMS)).decode("utf-8").split(), avgdl)
             if score > 0:
                 scored.append((str(doc.get_first(_ID)), score))
         scored.sort(key=lambda pair: -pair[1])  # stable: tantivy's order breaks ties
@@ -522,17 +523,14 @@ class LiveKeywordIndex:
                 idf[term] = _idf(df_live, live)
         return idf
 
-    def _bm25(self, query: Mapping[str, int], idf: Mapping[str, float], words: list[str], avgdl: float) -> float:
-        """bm25s's score of one document (its terms) for a query (term -> occurrences in the query)."""
+    def _bm25(self, weights: Sequence[tuple[str, float]], words: list[str], avgdl: float) -> float:
+        """bm25s's score of one document (its terms) for ``(term, occurrences in the query x idf)`` pairs."""
         norm = self.k1 * (1.0 - self.b + self.b * len(words) / avgdl)
         total = 0.0
-        for term, occurrences in query.items():
-            weight = idf.get(term)
-            if weight is None:
-                continue
+        for term, weight in weights:
             tf = words.count(term)
             if tf:
-                total += occurrences * weight * tf / (tf + norm)
+                total += weight * tf / (tf + norm)
         return total
 
     def _query(self, terms: Mapping[str, int], idf: Mapping[str, float]) -> Any:
@@ -560,13 +558,13 @@ class LiveKeywordIndex:
         out = [0.0] * len(texts)
         if not live or not texts:
             return out
-        unique = dict.fromkeys(tokenize(query_text), 1)
-        idf = self._live_idf(unique, live)
+        idf = self._live_idf(dict.fromkeys(tokenize(query_text)), live)
         if not idf:
             return out
         avgdl = self._live_avgdl() or 1.0
+        weights = list(idf.items())
         for i, text in enumerate(texts):
             words = tokenize(text)
             if words:
-                out[i] = self._bm25(unique, idf, words, avgdl)
+                out[i] = self._bm25(weights, words, avgdl)
         return out
