@@ -385,11 +385,11 @@ def load_files(
             got = reader(file) if reader is not None else _read_text(file, text_field, title_field)
         except FileError as exc:
             failed.append((str(file), str(exc)))
-            logger.warning("Cannot read %s: %s", file, exc)
+            logger.info("Cannot read %s: %s", file, exc)
             continue
         except InputError as exc:  # a text file that is not UTF-8, a bad JSON line: the message names the file
             failed.append((str(file), str(exc).replace(f"{file}", "").lstrip(" ,:") or str(exc)))
-            logger.warning("Cannot read %s: %s", file, exc)
+            logger.info("Cannot read %s: %s", file, exc)
             continue
         if got:
             read += 1
