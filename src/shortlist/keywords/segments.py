@@ -108,7 +108,8 @@ class SegmentStats:
         deleted: Deleted documents that no merge has dropped yet (still in tantivy's ``N`` and average length).
         segments: Number of segments.
         avgdl: Mean number of terms of a live document.
-        opstamp: tantivy's opstamp of the commit this view shows (``-1`` when unknown to this process).
+        opstamp: tantivy's opstamp of the commit this view shows when this process made it, else the one recorded
+            with :attr:`position` (``-1``: none).
         position: The journal position recorded with the last commit (``None`` when none was).
     """
 
@@ -178,11 +179,7 @@ class LiveKeywordIndex:
         self._schema = index.schema
         self._writer = writer
         self._lock = lock
-        self._opstamp = -1
-        self._position: str | None = None
-        self._searcher: Any = None
-        self._df: dict[str, tuple[int, int]] = {}
-        self._avgdl: float | None = None
+        self._view: _View
         self.reload()
 
     # -- opening and closing ---------------------------------------------------------------------------------
@@ -389,7 +386,7 @@ class LiveKeywordIndex:
         if position is not None:
             atomic_write(self.folder / _POSITION_FILE, json.dumps({"opstamp": opstamp, "position": position}))
         self.reload()
-        self._opstamp = opstamp
+        self._view.opstamp = opstamp
         return opstamp
 
     def rollback(self) -> None:
@@ -406,14 +403,14 @@ class LiveKeywordIndex:
     # -- reading ---------------------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Show the folder's last commit (a reader sees other processes' commits only after this)."""
+        """Show the folder's last commit (a reader sees other processes' commits only after this).
+
+        The new view replaces the old one at once: a search running in another thread finishes on the view it
+        started with.
+        """
         position, opstamp = self._read_position()  # first: the searcher below is at least as new as the position
         self._index.reload()
-        self._searcher = self._index.searcher()
-        self._df = {}
-        self._avgdl = None
-        self._position = position
-        self._opstamp = opstamp
+        self._view = _View(self._tantivy, self._schema, self._index.searcher(), position, opstamp)
 
     def _read_position(self) -> tuple[str | None, int]:
         try:
@@ -425,53 +422,26 @@ class LiveKeywordIndex:
     @property
     def position(self) -> str | None:
         """The journal position recorded with the last commit this view shows (``None`` when none was)."""
-        return self._position
+        return self._view.position
 
     def __len__(self) -> int:
-        return int(self._searcher.num_docs)
-
-    def _all_docs(self) -> int:
-        return int(self._searcher.doc_freq(_ALL, _ALL_TERM))
+        return self._view.live
 
     def stats(self) -> SegmentStats:
         """Counts of this view (live and not yet merged deleted documents, segments, mean length)."""
-        live = len(self)
+        view = self._view
         return SegmentStats(
-            live=live,
-            deleted=self._all_docs() - live,
-            segments=int(self._searcher.num_segments),
-            avgdl=self._live_avgdl(),
-            opstamp=self._opstamp,
-            position=self._position,
+            live=view.live,
+            deleted=view.all_docs - view.live,
+            segments=int(view.searcher.num_segments),
+            avgdl=view.avgdl(),
+            opstamp=view.opstamp,
+            position=view.position,
         )
-
-    def _live_avgdl(self) -> float:
-        if self._avgdl is None:
-            live = len(self)
-            total = 0.0
-            if live:
-                agg = self._searcher.aggregate(self._tantivy.Query.all_query(), {"n": {"sum": {"field": _LEN}}})
-                total = float(agg["n"]["value"] or 0.0)
-            self._avgdl = total / live if live else 0.0
-        return self._avgdl
 
     def doc_freq(self, term: str) -> int:
         """Number of live documents holding ``term`` (a BM25 term, as :func:`tokenize` makes them)."""
-        return self._term_stats(term)[1]
-
-    def _term_stats(self, term: str) -> tuple[int, int]:
-        """``(document frequency as tantivy's BM25 sees it, live document frequency)`` of a term."""
-        cached = self._df.get(term)
-        if cached is not None:
-            return cached
-        searcher = self._searcher
-        df_all = int(searcher.doc_freq(_BODY, term))
-        df_live = df_all
-        if df_all and self._all_docs() != len(self):  # deleted documents not merged away yet: count live ones
-            query = self._tantivy.Query.term_query(self._schema, _BODY, term, index_option="freq")
-            df_live = int(searcher.search(query, 1, count=True).count)
-        self._df[term] = (df_all, df_live)
-        return df_all, df_live
+        return self._view.term_stats(term)[1]
 
     def search(self, query_text: str, k: int, allowed_ids: Iterable[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` best ``(id, BM25 score)`` pairs with a score above zero, best first.
@@ -484,14 +454,14 @@ class LiveKeywordIndex:
         Returns:
             ``(id, score)`` pairs, best first.
         """
-        live = len(self)
-        if k <= 0 or live == 0:
+        view = self._view
+        if k <= 0 or view.live == 0:
             return []
         terms = Counter(tokenize(query_text))
-        idf = self._live_idf(terms, live)
+        idf = view.live_idf(terms)
         if not idf:
             return []
-        query = self._query(terms, idf)
+        query = view.query(terms, idf)
         tantivy = self._tantivy
         if allowed_ids is not None:
             allowed = list(dict.fromkeys(allowed_ids))
@@ -499,12 +469,12 @@ class LiveKeywordIndex:
                 return []
             only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self._schema, _ID, allowed), 0.0)
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
-        searcher = self._searcher
+        searcher = view.searcher
         if not self.rescore_depth:
             hits = searcher.search(query, k, count=False).hits
             return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
         hits = searcher.search(query, max(k, self.rescore_depth), count=False).hits
-        avgdl = self._live_avgdl() or 1.0
+        avgdl = view.avgdl() or 1.0
         weights = [(term, terms[term] * weight) for term, weight in idf.items()]
         scored: list[tuple[str, float]] = []
         for _, address in hits:
@@ -514,14 +484,6 @@ class LiveKeywordIndex:
                 scored.append((str(doc.get_first(_ID)), score))
         scored.sort(key=lambda pair: -pair[1])  # stable: tantivy's order breaks ties
         return scored[:k]
-
-    def _live_idf(self, terms: Iterable[str], live: int) -> dict[str, float]:
-        idf: dict[str, float] = {}
-        for term in terms:
-            df_live = self._term_stats(term)[1]
-            if df_live:
-                idf[term] = _idf(df_live, live)
-        return idf
 
     def _bm25(self, weights: Sequence[tuple[str, float]], words: list[str], avgdl: float) -> float:
         """bm25s's score of one document (its terms) for ``(term, occurrences in the query x idf)`` pairs."""
@@ -533,19 +495,6 @@ class LiveKeywordIndex:
                 total += weight * tf / (tf + norm)
         return total
 
-    def _query(self, terms: Mapping[str, int], idf: Mapping[str, float]) -> Any:
-        tantivy = self._tantivy
-        all_docs = self._all_docs()
-        clauses = []
-        for term, weight in idf.items():
-            # tantivy scores (k1 + 1) * idf(n_all, N_all) * tf-part; rescale to idf(n_live, N_live) * tf-part, once
-            # per occurrence of the term in the query (as bm25s sums a repeated query term).
-            df_all = self._term_stats(term)[0]
-            boost = terms[term] * weight / (_idf(df_all, all_docs) * (LIVE_K1 + 1.0))
-            term_query = tantivy.Query.term_query(self._schema, _BODY, term, index_option="freq")
-            clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(term_query, boost)))
-        return tantivy.Query.boolean_query(clauses)
-
     def score_texts(self, query_text: str, texts: Sequence[str]) -> list[float]:
         """BM25 score of ``query_text`` against texts that are not in the index, with the live statistics.
 
@@ -554,17 +503,77 @@ class LiveKeywordIndex:
         :meth:`search`'s. For the hybrid calibration, as ``KeywordIndex.score_texts`` (the same value when
         rescoring).
         """
-        live = len(self)
+        view = self._view
         out = [0.0] * len(texts)
-        if not live or not texts:
+        if not view.live or not texts:
             return out
-        idf = self._live_idf(dict.fromkeys(tokenize(query_text)), live)
+        idf = view.live_idf(dict.fromkeys(tokenize(query_text)))
         if not idf:
             return out
-        avgdl = self._live_avgdl() or 1.0
+        avgdl = view.avgdl() or 1.0
         weights = list(idf.items())
         for i, text in enumerate(texts):
             words = tokenize(text)
             if words:
                 out[i] = self._bm25(weights, words, avgdl)
         return out
+
+
+class _View:
+    """One commit as a reader sees it: tantivy's searcher and the live statistics, cached per term."""
+
+    def __init__(self, tantivy: Any, schema: Any, searcher: Any, position: str | None, opstamp: int) -> None:
+        self._tantivy = tantivy
+        self._schema = schema
+        self.searcher = searcher
+        self.position = position
+        self.opstamp = opstamp
+        self.live = int(searcher.num_docs)
+        #: tantivy's N: live documents and deleted ones no merge has dropped yet.
+        self.all_docs = int(searcher.doc_freq(_ALL, _ALL_TERM))
+        self._df: dict[str, tuple[int, int]] = {}
+        self._avgdl: float | None = None
+
+    def avgdl(self) -> float:
+        """Mean number of terms of a live document (an aggregation over the stored lengths, once per view)."""
+        if self._avgdl is None:
+            total = 0.0
+            if self.live:
+                agg = self.searcher.aggregate(self._tantivy.Query.all_query(), {"n": {"sum": {"field": _LEN}}})
+                total = float(agg["n"]["value"] or 0.0)
+            self._avgdl = total / self.live if self.live else 0.0
+        return self._avgdl
+
+    def term_stats(self, term: str) -> tuple[int, int]:
+        """``(document frequency as tantivy's BM25 sees it, live document frequency)`` of a term."""
+        cached = self._df.get(term)
+        if cached is not None:
+            return cached
+        df_all = int(self.searcher.doc_freq(_BODY, term))
+        df_live = df_all
+        if df_all and self.all_docs != self.live:  # deleted documents not merged away yet: count live ones
+            query = self._tantivy.Query.term_query(self._schema, _BODY, term, index_option="freq")
+            df_live = int(self.searcher.search(query, 1, count=True).count)
+        self._df[term] = (df_all, df_live)
+        return df_all, df_live
+
+    def live_idf(self, terms: Iterable[str]) -> dict[str, float]:
+        """Live IDF of each term that a live document holds."""
+        idf: dict[str, float] = {}
+        for term in terms:
+            df_live = self.term_stats(term)[1]
+            if df_live:
+                idf[term] = _idf(df_live, self.live)
+        return idf
+
+    def query(self, terms: Mapping[str, int], idf: Mapping[str, float]) -> Any:
+        """The query for tantivy: a should-clause per term, boosted from tantivy's IDF to the live one."""
+        tantivy = self._tantivy
+        clauses = []
+        for term, weight in idf.items():
+            # tantivy scores (k1 + 1) * idf(n_all, N_all) * tf-part; rescale to idf(n_live, N_live) * tf-part, once
+            # per occurrence of the term in the query (as bm25s sums a repeated query term).
+            boost = terms[term] * weight / (_idf(self.term_stats(term)[0], self.all_docs) * (LIVE_K1 + 1.0))
+            term_query = tantivy.Query.term_query(self._schema, _BODY, term, index_option="freq")
+            clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(term_query, boost)))
+        return tantivy.Query.boolean_query(clauses)
