@@ -388,7 +388,7 @@ def load_files(
             logger.info("Cannot read %s: %s", file, exc)
             continue
         except InputError as exc:  # a text file that is not UTF-8, a bad JSON line: the message names the file
-            failed.append((str(file), str(exc).replace(f"{file}", "").lstrip(" ,:") or str(exc)))
+            failed.append((str(file), _reason(str(exc), file)))
             logger.info("Cannot read %s: %s", file, exc)
             continue
         if got:
@@ -397,6 +397,12 @@ def load_files(
         else:
             empty.append(str(file))
     return LoadResult(tuple(docs), read, tuple(failed), tuple(str(p) for p in unsupported), tuple(empty))
+
+
+def _reason(message: str, file: Path) -> str:
+    """An error message about ``file`` without its path: "x.txt is not UTF-8 ..." -> "not UTF-8 ..."."""
+    reason = message.replace(str(file), "").lstrip(" ,:")
+    return reason.removeprefix("is ") or message
 
 
 def _read_text(file: Path, text_field: str, title_field: str) -> list[CorpusDocument]:
