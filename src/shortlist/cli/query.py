@@ -89,7 +89,7 @@ def query(
         max_per_source=max_per_source,
         budget=budget,
     )
-    result = prefilter.search(question, **options.as_kwargs())
+    result = prefilter.search_with(question, options)
     if as_json:
         echo_json(result.to_dict())
     else:

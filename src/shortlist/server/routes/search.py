@@ -31,6 +31,5 @@ async def search(body: SearchRequest, service: ServiceDep) -> dict[str, Any]:
         msg = "query is empty: ask a question (an empty query would match everything a little)."
         raise ApiError(400, msg, param="query")
     prefilter = await run_in_threadpool(service.prefilter, body.collection)
-    options = body.options()
-    result = await run_in_threadpool(prefilter.search, body.query, **options.as_kwargs())
+    result = await run_in_threadpool(prefilter.search_with, body.query, body.options())
     return {**result.to_dict(), "collection": prefilter.store.name}
