@@ -46,6 +46,15 @@ def _session_cache(factory: pytest.TempPathFactory) -> Path:
     return _CACHE
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """SHORTLIST_CACHE set for the whole session, so the session-scoped encoders (set up before any per-test
+    fixture) export their ONNX graphs to the session's cache too, not to the developer's ``~/.cache``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHORTLIST_CACHE", str(_session_cache(tmp_path_factory)))
+        yield
+
+
 @pytest.fixture(scope="session")
 def encoder() -> Iterator[Encoder]:
     """The process's shared default encoder (``onnx`` on the CPU) over the packaged weights, loaded once."""
