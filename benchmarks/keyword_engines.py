@@ -14,8 +14,9 @@ the figures compare the engines, not tokenisers.
    top-40 scores 0); keyword-only nDCG@10 (SciFact, BEIR qrels) and MRR@10 (XQuAD zh, one passage per question),
    at document level (a document ranks where its best chunk does). Engines: today's bm25s (k1 = 0.9, b = 0.4),
    bm25s with tantivy's k1 = 1.2 and b = 0.75 (the parameters' share of any difference), the tantivy index with
-   its own BM25 (``rescore_depth=0``) and with its default rescoring (tantivy's top 200 rescored with bm25s's
-   BM25).
+   its own BM25 (``rescore_depth=0``) and rescoring tantivy's top ``max(depth, 2.5 k)`` with bm25s's BM25 for each
+   of ``--depths``; the last column counts the queries whose top-40 lacks a chunk of today's top-40 that is not
+   merely tied with the 40th score.
 2. Speed and memory at each size of ``--sizes``: real English text, every chunk unique. Sentences of SciFact,
    SQuAD 2.0 and XQuAD en (../shared/data) are recombined, 3 to 5 distinct sentences per chunk, and a combination
    is used once (recombined sentences repeat across chunks, so a chunk made of one repeated sentence would be a
@@ -156,16 +157,26 @@ def overlap(ref: list[tuple[str, float]], got: list[tuple[str, float]], k: int) 
     return len(top_ref & {i for i, _ in got[:k]}) / len(top_ref) if top_ref else None
 
 
-def agreement(depth: int = 40) -> None:
+def beyond_ties(ref: list[tuple[str, float]], got: list[tuple[str, float]], k: int) -> bool:
+    """Whether ``got``'s top-k lacks a chunk of ``ref``'s top-k that is not merely tied with ``got``'s k-th."""
+    missing = {i for i, _ in ref[:k]} - {i for i, _ in got[:k]}
+    if not missing:
+        return False
+    if len(got) < k:
+        return True
+    cut, scores = got[k - 1][1], dict(ref)
+    return any(abs(scores[i] - cut) > 1e-5 * max(1.0, abs(cut)) for i in missing)
+
+
+def agreement(depths: Sequence[int], depth: int = 40) -> None:
     lucene = f"bm25s k1={LIVE_K1} b={LIVE_B}"
     native = "tantivy, its own BM25 (rescore_depth=0)"
-    exact = f"tantivy rescored (default, rescore_depth={DEFAULT_RESCORE_DEPTH})"
     print("\n1. Agreement with today's bm25s index (k1=0.9, b=0.4) and keyword-only quality, same terms, top-40 lists")
     print(
         "| set | chunks | queries | engine | compared with | top-10 overlap | top-40 overlap | "
-        "Spearman (top-10 union) | quality |"
+        "Spearman (top-10 union) | top-40 differs beyond ties | quality |"
     )
-    print("|---|---:|---:|---|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---|---|---:|---:|---:|---:|---:|")
     for name in ("scifact", "xquad-zh"):
         docs, queries, qrels = load_set(name)
         ids, texts, _ = chunked(docs)
@@ -176,12 +187,16 @@ def agreement(depth: int = 40) -> None:
                 "today": bm25s_index(ids, terms).search,
                 lucene: bm25s_index(ids, terms, LIVE_K1, LIVE_B).search,
                 native: LiveKeywordIndex.open(tmp, rescore_depth=0).search,
-                exact: LiveKeywordIndex.open(tmp).search,
             }
+            for d in depths:
+                default = " (default)" if d == DEFAULT_RESCORE_DEPTH else ""
+                engines[f"tantivy rescored, rescore_depth={d}{default}"] = LiveKeywordIndex.open(
+                    tmp, rescore_depth=d
+                ).search
             pairs = [(label, "today") for label in engines] + [(native, lucene)]
             metric = ndcg10 if name == "scifact" else mrr10
             figures: dict[tuple[str, str], dict[str, list[float]]] = {
-                pair: {"o10": [], "o40": [], "rho": []} for pair in pairs
+                pair: {"o10": [], "o40": [], "rho": [], "beyond": []} for pair in pairs
             }
             quality: dict[str, list[float]] = {label: [] for label in engines}
             for qid, text in queries:
@@ -191,6 +206,7 @@ def agreement(depth: int = 40) -> None:
                 for label, ref_label in pairs:
                     got, ref = results[label], results[ref_label]
                     fig = figures[label, ref_label]
+                    fig["beyond"].append(float(beyond_ties(ref, got, 40)))
                     for key, k in (("o10", 10), ("o40", 40)):
                         value = overlap(ref, got, k)
                         if value is not None:
@@ -208,7 +224,7 @@ def agreement(depth: int = 40) -> None:
                 print(
                     f"| {name} | {len(ids):,} | {len(queries):,} | {label} | {ref_label} | "
                     f"{statistics.fmean(fig['o10']):.3f} | {statistics.fmean(fig['o40']):.3f} | "
-                    f"{statistics.fmean(fig['rho']):.3f} | {shown} |",
+                    f"{statistics.fmean(fig['rho']):.3f} | {int(sum(fig['beyond']))} | {shown} |",
                     flush=True,
                 )
 
@@ -354,10 +370,11 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=200, help="real questions timed per size")
     ap.add_argument("--adds", type=int, default=5, help="single-document adds timed per size")
     ap.add_argument("--skip-agreement", action="store_true")
+    ap.add_argument("--depths", default=f"60,80,{DEFAULT_RESCORE_DEPTH}", help="rescore depths compared")
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     if not args.skip_agreement:
-        agreement()
+        agreement([int(d) for d in args.depths.split(",")])
     if not args.skip_speed:
         pool = sentence_pool()
         questions = real_questions(args.queries)

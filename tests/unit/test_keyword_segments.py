@@ -13,7 +13,7 @@ import pytest
 
 from shortlist.errors import ConfigError, InputError, StoreError
 from shortlist.keywords.bm25 import BM25_B, BM25_K1, KeywordIndex, tokenize
-from shortlist.keywords.segments import LIVE_B, LIVE_K1, LiveKeywordIndex
+from shortlist.keywords.segments import DEFAULT_RESCORE_DEPTH, LIVE_B, LIVE_K1, LiveKeywordIndex
 
 DOCS = {
     "en1": "Running studies on cats and their purring",
@@ -24,7 +24,9 @@ DOCS = {
 }
 
 
-def _writer(folder: Path, docs: dict[str, str] | None = None, rescore_depth: int = 200) -> LiveKeywordIndex:
+def _writer(
+    folder: Path, docs: dict[str, str] | None = None, rescore_depth: int = DEFAULT_RESCORE_DEPTH
+) -> LiveKeywordIndex:
     index = LiveKeywordIndex.open(folder, writer=True, rescore_depth=rescore_depth)
     if docs:
         index.add(list(docs), list(docs.values()))
@@ -123,7 +125,7 @@ def test_delete_and_rollback(tmp_path: Path) -> None:
         assert index.search("cats", 5) == [] and _ids(index.search("bird", 5)) == ["en3"]
 
 
-@pytest.mark.parametrize("rescore_depth", [0, 200])
+@pytest.mark.parametrize("rescore_depth", [0, DEFAULT_RESCORE_DEPTH])
 def test_idf_counts_live_documents_only_before_any_merge(tmp_path: Path, rescore_depth: int) -> None:
     # every text has two terms, so the average length is the same with or without the deleted ones
     live = {f"k{i}": f"common word{i}" for i in range(6)} | {"r": "rare common"}

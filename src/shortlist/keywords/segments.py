@@ -22,12 +22,13 @@ Scoring. BM25 is ``sum over query terms of idf(t) * tf / (tf + k1 * (1 - b + b *
 ``idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5))`` in both engines. tantivy fixes ``k1 = 1.2`` and ``b = 0.75`` (its
 Python binding cannot change them) and takes ``dl`` from one-byte field norms (exact up to 40 terms, then within
 about 10 %); the bm25s index uses ``k1 = 0.9``, ``b = 0.4`` and exact lengths. So by default (``rescore_depth > 0``)
-tantivy only finds candidates, its top ``max(k, rescore_depth)``, and each is rescored here with bm25s's formula,
+tantivy only finds candidates, its top ``max(rescore_depth, 2.5 k)``, and each is rescored here with bm25s's formula,
 parameters (:data:`~shortlist.keywords.bm25.BM25_K1`, :data:`~shortlist.keywords.bm25.BM25_B`), exact length and
 the live statistics, from the terms stored with it: the scores are today's ``KeywordIndex`` scores, and so is the
-ranking whenever today's top ``k`` lie within tantivy's top ``rescore_depth``, up to the order of equal scores (on
-SciFact and XQuAD zh at depth 200 every top-10 and top-40 did; the few top-40 sets that differ, 7 of 300 and 84 of
-1,190 queries, differ only in which of several chunks tied at rank 40 is kept: ``benchmarks/keyword_engines.py``).
+ranking whenever today's top ``k`` lie within those candidates, up to the order of equal scores. Measured at
+``k = 40`` (hybrid search's pool) on SciFact (300 queries) and XQuAD zh (1,190): with 100 candidates every top-40
+was today's but for ties at rank 40 (with 80: 5 SciFact queries differed, with 60: 41 queries); top-10s were
+today's even with 40 candidates (``benchmarks/keyword_engines.py``).
 With ``rescore_depth=0`` the scores are tantivy's own (divided by its ``k1 + 1``, to be on bm25s's scale).
 
 Deleted documents and BM25's statistics: until a merge drops them, tantivy still counts deleted documents in ``N``,
@@ -82,8 +83,9 @@ LIVE_K1 = 1.2
 LIVE_B = 0.75
 #: The folder's format: this module's schema plus the tokeniser's version. Another format is not opened.
 SEGMENTS_FORMAT = f"segments-3/{INDEX_VERSION}"
-#: tantivy candidates rescored with bm25s's parameters per search (at least ``k``); ``0``: tantivy's own scores.
-DEFAULT_RESCORE_DEPTH = 200
+#: tantivy candidates rescored with bm25s's parameters per search (at least 2.5 k); ``0``: tantivy's own scores.
+DEFAULT_RESCORE_DEPTH = 100
+_RESCORE_FACTOR = 2.5  # and at least this many candidates per result
 
 _META_FILE = "shortlist-segments.json"
 _POSITION_FILE = "shortlist-position.json"
@@ -473,7 +475,7 @@ class LiveKeywordIndex:
         if not self.rescore_depth:
             hits = searcher.search(query, k, count=False).hits
             return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
-        hits = searcher.search(query, max(k, self.rescore_depth), count=False).hits
+        hits = searcher.search(query, max(self.rescore_depth, math.ceil(_RESCORE_FACTOR * k)), count=False).hits
         avgdl = view.avgdl() or 1.0
         weights = [(term, terms[term] * weight) for term, weight in idf.items()]
         scored: list[tuple[str, float]] = []
