@@ -107,19 +107,37 @@ class LoadResult:
         return len(self.documents)
 
     def summary(self, shown: int = SHOWN_NAMES) -> str:
-        """One line: files read, documents, and the files failed or skipped (the first ``shown`` names of each)."""
+        """One line: files read, documents, and the files failed (with the reason) or skipped (first ``shown``)."""
         parts = [f"{_plural(self.files, 'file')} read into {_plural(len(self.documents), 'document')}"]
+        parts += self.problems(shown, reasons=True)
+        if self.empty:
+            parts.append(f"{_plural(len(self.empty), 'empty file')}")
+        return "; ".join(parts)
+
+    def problems(self, shown: int = SHOWN_NAMES, *, reasons: bool = False) -> list[str]:
+        """What went unread: the files that could not be read, then the unsupported ones (the first ``shown`` names).
+
+        Args:
+            shown: How many names to give in each part.
+            reasons: Give each unreadable file's reason after its name.
+
+        Returns:
+            Zero, one or two parts, e.g. ``["1 file not readable: scan.pdf", "2 unsupported files skipped: a.png,
+            b.csv"]``.
+        """
+        parts = []
         if self.failed:
-            names = "; ".join(_failure(Path(p).name, why) for p, why in self.failed[:shown])
+            if reasons:
+                names = "; ".join(_failure(Path(p).name, why) for p, why in self.failed[:shown])
+            else:
+                names = ", ".join(Path(p).name for p, _ in self.failed[:shown])
             more = f" (and {len(self.failed) - shown} more)" if len(self.failed) > shown else ""
             parts.append(f"{_plural(len(self.failed), 'file')} not readable: {names}{more}")
         if self.unsupported:
             names = ", ".join(Path(p).name for p in self.unsupported[:shown])
             more = f" (and {len(self.unsupported) - shown} more)" if len(self.unsupported) > shown else ""
             parts.append(f"{_plural(len(self.unsupported), 'unsupported file')} skipped: {names}{more}")
-        if self.empty:
-            parts.append(f"{_plural(len(self.empty), 'empty file')}")
-        return "; ".join(parts)
+        return parts
 
     def failures(self) -> list[str]:
         """One line per file that could not be read: its path and the reason (a JSON line's number after a comma)."""
