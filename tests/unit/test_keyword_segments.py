@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,34 @@ def test_segments_merge_and_drop_deleted_documents(tmp_path: Path) -> None:
     stats = LiveKeywordIndex.open(tmp_path).stats()  # close() waited for the running merges
     assert stats.live == 12 * 20 - 11 * 10
     assert stats.segments < 12 and stats.deleted < 11 * 10
+
+
+def test_searches_in_threads_while_the_writer_commits(tmp_path: Path) -> None:
+    with _writer(tmp_path, DOCS) as index:
+        seen: list[set[str]] = []
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def search() -> None:
+            try:
+                while not done.is_set():
+                    seen.append({i for i, _ in index.search("parrot dogs", 40)})
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=search) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for n in range(10):  # each commit swaps the view under the running searches
+            index.add([f"p{n}"], [f"parrot number {n}"])
+            index.commit()
+        done.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not errors
+        # every answer is one commit's state: en2, then en2 and the parrots added so far, in order
+        assert seen and all(hits == {"en2"} | {f"p{n}" for n in range(len(hits) - 1)} for hits in seen)
+        assert sorted(_ids(index.search("parrot", 40))) == sorted(f"p{n}" for n in range(10))
 
 
 def test_allowed_ids(tmp_path: Path) -> None:
