@@ -111,6 +111,7 @@ def test_corrupt_files_are_reported_with_the_reason(tmp_path: Path) -> None:
     assert reasons["latin1.txt"].startswith("not UTF-8 text")
     assert [d.text for d in result.documents] == ["This one is fine."] and result.files == 1
     assert "6 files not readable: broken.docx: not a readable .docx file" in result.summary()
+    assert result.problems(shown=2) == ["6 files not readable: broken.docx, empty.html (and 4 more)"]
 
 
 def test_docx_paragraphs_and_tables_in_order(tmp_path: Path) -> None:
