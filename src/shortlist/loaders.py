@@ -144,9 +144,9 @@ class LoadResult:
         return [_failure(p, why) for p, why in self.failed]
 
     def as_dict(self) -> dict[str, Any]:
-        """The figures as plain data (for ``--json``): counts plus the failed and unsupported paths."""
+        """The figures as plain data (for ``--json``): files read, documents, the failed, unsupported, empty files."""
         return {
-            "files": self.files,
+            "read": self.files,
             "documents": len(self.documents),
             "failed": [{"path": p, "reason": why} for p, why in self.failed],
             "unsupported": list(self.unsupported),
