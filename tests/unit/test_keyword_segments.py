@@ -14,7 +14,7 @@ import pytest
 
 from shortlist.errors import ConfigError, InputError, StoreError
 from shortlist.keywords.bm25 import BM25_B, BM25_K1, KeywordIndex, tokenize
-from shortlist.keywords.segments import DEFAULT_RESCORE_DEPTH, LIVE_B, LIVE_K1, LiveKeywordIndex
+from shortlist.keywords.segments import DEFAULT_RESCORE_DEPTH, LIVE_B, LIVE_K1, LiveKeywordIndex, text_hash
 
 DOCS = {
     "en1": "Running studies on cats and their purring",
@@ -112,6 +112,21 @@ def test_add_is_an_upsert_and_writes_show_at_commit(tmp_path: Path) -> None:
         index.commit()
         assert index.search("owl", 5) == [] and _ids(index.search("heron", 5)) == ["x"]
         assert len(index) == 6
+
+
+def test_text_hashes_show_which_texts_changed(tmp_path: Path) -> None:
+    with _writer(tmp_path, DOCS) as index:
+        assert index.text_hashes(["en1", "zh1", "nope"]) == {
+            "en1": text_hash(DOCS["en1"]),
+            "zh1": text_hash(DOCS["zh1"]),
+        }
+        index.add(["en1"], ["A new text for en1"])
+        index.add_terms(["t"], [["term"]])  # from terms, without a hash
+        index.commit()
+        assert index.text_hashes(["en1", "t"]) == {"en1": text_hash("A new text for en1"), "t": 0}
+        assert text_hash(DOCS["en1"]) != text_hash("A new text for en1")
+        with pytest.raises(InputError, match="a hash per id"):
+            index.add_terms(["u", "v"], [["a"], ["b"]], [1])
 
 
 def test_delete_and_rollback(tmp_path: Path) -> None:
@@ -239,6 +254,8 @@ def test_persisted_copy_reopens_without_tokenising(tmp_path: Path) -> None:
 def test_missing_or_foreign_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="rescore_depth"):
         LiveKeywordIndex.open(tmp_path / "new", writer=True, rescore_depth=-1)
+    with pytest.raises(ConfigError, match="rescore_factor"):
+        LiveKeywordIndex.open(tmp_path / "new", writer=True, rescore_factor=-1.0)
     assert not (tmp_path / "new").exists()  # refused before anything was made
     with pytest.raises(StoreError, match="No keyword index"):
         LiveKeywordIndex.open(tmp_path / "nothing")

@@ -16,7 +16,8 @@ record the caller's journal position beside the index. A commit adds a segment; 
 background, and a merge drops the deleted documents. Only one process writes a folder (a lock file,
 ``writer.lock``; a second writer gets a :class:`~shortlist.errors.StoreError`); any number of processes read it and
 see a writer's commits after :meth:`~LiveKeywordIndex.reload`. Opening an existing folder reads tantivy's files
-(memory-mapped): nothing is tokenised again.
+(memory-mapped): nothing is tokenised again. Each document keeps a 64-bit :func:`text_hash` of its text, so a
+reconciliation with the store finds texts that changed under the same id (:meth:`~LiveKeywordIndex.text_hashes`).
 
 Scoring. BM25 is ``sum over query terms of idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with Lucene's
 ``idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5))`` in both engines. tantivy fixes ``k1 = 1.2`` and ``b = 0.75`` (its
@@ -57,6 +58,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -74,7 +76,16 @@ from shortlist._io import atomic_write, file_lock
 from shortlist.errors import ConfigError, InputError, MissingDependencyError, StoreError
 from shortlist.keywords.bm25 import BM25_B, BM25_K1, INDEX_VERSION, tokenize
 
-__all__ = ["DEFAULT_RESCORE_DEPTH", "LIVE_B", "LIVE_K1", "SEGMENTS_FORMAT", "LiveKeywordIndex", "SegmentStats"]
+__all__ = [
+    "DEFAULT_RESCORE_DEPTH",
+    "DEFAULT_RESCORE_FACTOR",
+    "LIVE_B",
+    "LIVE_K1",
+    "SEGMENTS_FORMAT",
+    "LiveKeywordIndex",
+    "SegmentStats",
+    "text_hash",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +93,11 @@ logger = logging.getLogger(__name__)
 LIVE_K1 = 1.2
 LIVE_B = 0.75
 #: The folder's format: this module's schema plus the tokeniser's version. Another format is not opened.
-SEGMENTS_FORMAT = f"segments-3/{INDEX_VERSION}"
+SEGMENTS_FORMAT = f"segments-4/{INDEX_VERSION}"
 #: tantivy candidates rescored with bm25s's parameters per search (at least 2.5 k); ``0``: tantivy's own scores.
 DEFAULT_RESCORE_DEPTH = 100
-_RESCORE_FACTOR = 2.5  # and at least this many candidates per result
+#: ... and at least this many candidates per result asked for.
+DEFAULT_RESCORE_FACTOR = 2.5
 
 _META_FILE = "shortlist-segments.json"
 _POSITION_FILE = "shortlist-position.json"
@@ -93,6 +105,7 @@ _LOCK_FILE = "writer.lock"
 _ID = "id"
 _BODY = "body"
 _LEN = "len"
+_HASH = "hash"  # text_hash of the text, to compare with the store's
 _TERMS = "terms"  # the terms, stored (not indexed) for rescoring
 _ALL = "all"  # one constant term per document: its document frequency is tantivy's N (live + not yet merged)
 _ALL_TERM = "1"
@@ -139,8 +152,20 @@ def _schema() -> Any:
     builder.add_text_field(_BODY, stored=False, tokenizer_name=_TERMS_ANALYZER, index_option="freq")
     builder.add_text_field(_ALL, stored=False, tokenizer_name="raw", index_option="basic")
     builder.add_unsigned_field(_LEN, fast=True)
+    builder.add_unsigned_field(_HASH, fast=True)
     builder.add_bytes_field(_TERMS, stored=True)
     return builder.build()
+
+
+def _check_rescore(depth: int, factor: float) -> None:
+    if depth < 0 or not factor >= 0:
+        msg = f"rescore_depth and rescore_factor must be 0 (tantivy's scores) or more, not {depth} and {factor}."
+        raise ConfigError(msg)
+
+
+def text_hash(text: str) -> int:
+    """A 64-bit hash of a chunk's text (BLAKE2b), kept per document to find texts that changed in the store."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
 def _idf(df: int, n: int) -> float:
@@ -158,6 +183,7 @@ class LiveKeywordIndex:
         writer: tantivy's writer, for the writing process.
         lock: The held writer lock, for the writing process.
         rescore_depth: tantivy candidates rescored with bm25s's BM25 per search (``0``: tantivy's own scores).
+        rescore_factor: ... and at least this many candidates per result asked for.
     """
 
     def __init__(
@@ -168,12 +194,12 @@ class LiveKeywordIndex:
         lock: FileLock | None = None,
         *,
         rescore_depth: int = DEFAULT_RESCORE_DEPTH,
+        rescore_factor: float = DEFAULT_RESCORE_FACTOR,
     ) -> None:
-        if rescore_depth < 0:
-            msg = f"rescore_depth must be 0 (tantivy's scores) or more, not {rescore_depth}."
-            raise ConfigError(msg)
+        _check_rescore(rescore_depth, rescore_factor)
         self.folder = folder
         self.rescore_depth = rescore_depth
+        self.rescore_factor = rescore_factor
         #: BM25's ``k1`` and ``b`` of this index's scores (bm25s's when rescoring, else tantivy's).
         self.k1, self.b = (BM25_K1, BM25_B) if rescore_depth else (LIVE_K1, LIVE_B)
         self._tantivy = _tantivy()
@@ -194,6 +220,7 @@ class LiveKeywordIndex:
         writer: bool = False,
         heap_bytes: int = DEFAULT_HEAP_BYTES,
         rescore_depth: int = DEFAULT_RESCORE_DEPTH,
+        rescore_factor: float = DEFAULT_RESCORE_FACTOR,
     ) -> LiveKeywordIndex:
         """Open the index in ``folder``; the writer creates it when the folder holds none.
 
@@ -203,6 +230,7 @@ class LiveKeywordIndex:
             heap_bytes: Memory of tantivy's writer (at least 15 MB).
             rescore_depth: tantivy candidates rescored per search with bm25s's BM25 (see the module); ``0`` keeps
                 tantivy's own scores (``k1 = 1.2``, ``b = 0.75``).
+            rescore_factor: ... and at least ``rescore_factor * k`` candidates for ``k`` results.
 
         Returns:
             The index, showing its last commit.
@@ -210,11 +238,9 @@ class LiveKeywordIndex:
         Raises:
             StoreError: another process holds the writer lock; a reader found no index; the folder holds an index
                 of another format (another tokeniser version: delete the folder and rebuild from the store).
-            ConfigError: ``rescore_depth`` is negative.
+            ConfigError: ``rescore_depth`` or ``rescore_factor`` is negative.
         """
-        if rescore_depth < 0:
-            msg = f"rescore_depth must be 0 (tantivy's scores) or more, not {rescore_depth}."
-            raise ConfigError(msg)
+        _check_rescore(rescore_depth, rescore_factor)
         tantivy = _tantivy()
         path = Path(folder)
         lock: FileLock | None = None
@@ -236,7 +262,7 @@ class LiveKeywordIndex:
             if lock is not None:
                 lock.release()
             raise
-        return cls(path, index, tantivy_writer, lock, rescore_depth=rescore_depth)
+        return cls(path, index, tantivy_writer, lock, rescore_depth=rescore_depth, rescore_factor=rescore_factor)
 
     @staticmethod
     def _open_index(tantivy: Any, path: Path, *, create: bool) -> Any:
@@ -322,24 +348,36 @@ class LiveKeywordIndex:
             InputError: ``ids`` and ``texts`` differ in length, or an id or text is not a string (nothing is added).
             StoreError: the index was opened for reading.
         """
+        self._require_writer()
         self._check_ids(ids)
         if len(ids) != len(texts) or any(not isinstance(t, str) for t in texts):
             msg = f"add() needs one text (a string) per id: got {len(ids)} ids and {len(texts)} texts."
             raise InputError(msg)
-        self.add_terms(ids, [tokenize(text) for text in texts])
+        self.add_terms(ids, [tokenize(text) for text in texts], [text_hash(text) for text in texts])
 
-    def add_terms(self, ids: Sequence[str], terms: Iterable[Sequence[str]]) -> None:
+    def add_terms(
+        self, ids: Sequence[str], terms: Sequence[Sequence[str]], hashes: Sequence[int] | None = None
+    ) -> None:
         """Like :meth:`add`, for texts already cut into BM25 terms by :func:`~shortlist.keywords.bm25.tokenize`.
 
+        Args:
+            ids: Chunk ids.
+            terms: Each chunk's terms.
+            hashes: Each text's :func:`text_hash`, kept for reconciliation with the store (``0`` when not given).
+
         Raises:
-            InputError: a term is empty or holds white space (nothing is added).
+            InputError: the lengths differ, or a term is empty or holds white space (nothing is added).
             StoreError: the index was opened for reading.
         """
         writer = self._require_writer()
         self._check_ids(ids)
+        hashes = [0] * len(ids) if hashes is None else hashes
+        if not len(ids) == len(terms) == len(hashes):
+            msg = f"add_terms() needs terms and a hash per id: got {len(ids)} ids, {len(terms)} and {len(hashes)}."
+            raise InputError(msg)
         docs = []
         tantivy = self._tantivy
-        for id_, words in zip(ids, terms, strict=True):
+        for id_, words, digest in zip(ids, terms, hashes, strict=True):
             joined = " ".join(words)
             if len(joined.split()) != len(words):
                 msg = f"The terms of {id_!r} hold an empty term or white space; terms come from bm25.tokenize."
@@ -348,6 +386,7 @@ class LiveKeywordIndex:
             doc.add_text(_ID, id_)
             doc.add_text(_ALL, _ALL_TERM)
             doc.add_unsigned(_LEN, len(words))
+            doc.add_unsigned(_HASH, digest)
             doc.add_text(_BODY, joined)
             doc.add_bytes(_TERMS, joined.encode("utf-8"))
             docs.append((id_, doc))
@@ -441,6 +480,25 @@ class LiveKeywordIndex:
             position=view.position,
         )
 
+    def text_hashes(self, ids: Sequence[str]) -> dict[str, int]:
+        """The :func:`text_hash` of each of ``ids`` that this view holds (``0``: added by terms without a hash).
+
+        For reconciliation with the store: an id whose store text hashes otherwise changed there.
+        """
+        view = self._view
+        wanted = list(dict.fromkeys(ids))
+        if not wanted or not view.live:
+            return {}
+        searcher = view.searcher
+        query = self._tantivy.Query.term_set_query(self._schema, _ID, wanted)
+        hits = searcher.search(query, len(wanted), count=False).hits
+        addresses = [address for _, address in hits]
+        values = searcher.fast_field_values(_HASH, addresses)
+        return {
+            str(searcher.doc(address).get_first(_ID)): int(value or 0)
+            for address, value in zip(addresses, values, strict=True)
+        }
+
     def doc_freq(self, term: str) -> int:
         """Number of live documents holding ``term`` (a BM25 term, as :func:`tokenize` makes them)."""
         return self._view.term_stats(term)[1]
@@ -475,7 +533,7 @@ class LiveKeywordIndex:
         if not self.rescore_depth:
             hits = searcher.search(query, k, count=False).hits
             return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
-        hits = searcher.search(query, max(self.rescore_depth, math.ceil(_RESCORE_FACTOR * k)), count=False).hits
+        hits = searcher.search(query, max(self.rescore_depth, k, math.ceil(self.rescore_factor * k)), count=False).hits
         avgdl = view.avgdl() or 1.0
         weights = [(term, terms[term] * weight) for term, weight in idf.items()]
         scored: list[tuple[str, float]] = []
