@@ -93,6 +93,8 @@ def test_retriever_search_kwargs_reach_the_prefilter(store: ShortlistVectorStore
     tokens = store.prefilter.encoder.count_tokens(CORPUS[0].page_content)
     budgeted = store.as_retriever(search_kwargs={"k": 5, "budget": tokens}).invoke("How long do cats sleep?")
     assert [d.id for d in budgeted] == ["cats"]
+    threshold = store.as_retriever(search_type="similarity_score_threshold", search_kwargs={"score_threshold": 0.4})
+    assert [d.id for d in threshold.invoke("cats sleeping")] == ["cats"]  # relevance = cosine
     mmr = store.as_retriever(search_type="mmr", search_kwargs={"k": 2, "fetch_k": 5}).invoke("money")
     assert len(mmr) == 2
     with pytest.raises(ConfigError, match="Unknown search option"):
