@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 def execute(path: Path) -> None:
     """Execute ``path`` in place in a kernel of this interpreter; volatile metadata is dropped for stable diffs."""
-    nb = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     started = time.perf_counter()
     nbclient.NotebookClient(
         nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
@@ -29,7 +29,7 @@ def execute(path: Path) -> None:
         cell.metadata.pop("execution", None)
     nb.metadata.get("language_info", {}).pop("version", None)
     nbformat.validate(nb)
-    nbformat.write(nb, path)
+    nbformat.write(nb, path)  # type: ignore[no-untyped-call]
     sys.stdout.write(f"{path.name}: executed in {time.perf_counter() - started:.0f} s\n")
 
 
