@@ -225,6 +225,8 @@ def test_bad_input_is_refused_and_loses_nothing(tmp_path: Path) -> None:
             index.add(["ok", ""], ["a text", "another"])
         with pytest.raises(InputError, match="non-empty strings"):
             index.delete([None])  # type: ignore[list-item]
+        with pytest.raises(InputError, match="not one string"):
+            index.delete("en2")
         with pytest.raises(InputError, match="white space"):
             index.add_terms(["t"], [["fine", "two words"]])
         with pytest.raises(InputError, match="white space"):

@@ -402,7 +402,7 @@ class LiveKeywordIndex:
             StoreError: the index was opened for reading.
         """
         writer = self._require_writer()
-        ids = list(ids)
+        ids = ids if isinstance(ids, str) else list(ids)
         self._check_ids(ids)
         for id_ in ids:
             writer.delete_documents_by_term(_ID, id_)
@@ -436,6 +436,9 @@ class LiveKeywordIndex:
 
     @staticmethod
     def _check_ids(ids: Sequence[str]) -> None:
+        if isinstance(ids, str):
+            msg = f"Chunk ids come as a list of strings, not one string ({ids[:40]!r})."
+            raise InputError(msg)
         bad = [i for i in ids if not isinstance(i, str) or not i]
         if bad:
             msg = f"Chunk ids must be non-empty strings; got {bad[:3]!r}."
