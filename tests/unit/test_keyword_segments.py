@@ -206,6 +206,7 @@ def test_allowed_ids(tmp_path: Path) -> None:
         assert index.search("dogs", 5, allowed_ids=[]) == []
         assert index.search("dogs", 5, allowed_ids={"en1"}) == []
         assert index.search("dogs", 0) == []
+        assert _ids(index.search("dogs", 10**12)) == ["en2"]  # a huge k is not a huge allocation
 
 
 def test_query_syntax_is_text(tmp_path: Path) -> None:

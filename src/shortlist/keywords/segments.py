@@ -534,9 +534,10 @@ class LiveKeywordIndex:
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
         searcher = view.searcher
         if not self.rescore_depth:
-            hits = searcher.search(query, k, count=False).hits
+            hits = searcher.search(query, min(k, view.live), count=False).hits  # tantivy sizes a heap by the limit
             return [(str(searcher.doc(address).get_first(_ID)), float(score)) for score, address in hits if score > 0]
-        hits = searcher.search(query, max(self.rescore_depth, k, math.ceil(self.rescore_factor * k)), count=False).hits
+        depth = min(max(self.rescore_depth, k, math.ceil(self.rescore_factor * k)), view.live)
+        hits = searcher.search(query, depth, count=False).hits
         avgdl = view.avgdl() or 1.0
         weights = [(term, terms[term] * weight) for term, weight in idf.items()]
         scored: list[tuple[str, float]] = []
