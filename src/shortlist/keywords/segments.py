@@ -494,7 +494,7 @@ class LiveKeywordIndex:
             return {}
         searcher = view.searcher
         query = self._tantivy.Query.term_set_query(self._schema, _ID, wanted)
-        hits = searcher.search(query, len(wanted), count=False).hits
+        hits = searcher.search(query, min(len(wanted), view.live), count=False).hits
         addresses = [address for _, address in hits]
         values = searcher.fast_field_values(_HASH, addresses)
         return {
