@@ -254,7 +254,7 @@ class Encoder:
         if self.source.path is None:
             msg = f"Backend {self.backend_name!r} needs a local model folder; {self.source.name!r} is a hub id."
             raise ConfigError(msg)
-        from shortlist._onnx import OnnxBackend  # the ONNX path never imports torch
+        from shortlist.onnx_backend import OnnxBackend  # the ONNX path never imports torch
 
         try:
             return OnnxBackend(

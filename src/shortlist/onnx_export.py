@@ -1,4 +1,8 @@
-"""Export the packaged sentence-transformers weights to ONNX (fp32 and dynamic int8), cached per weights hash.
+"""EXPORT the packaged sentence-transformers weights to ONNX (fp32 and dynamic int8), cached per weights hash.
+
+This module makes the graph; it does not embed anything. :mod:`shortlist.onnx_backend` runs the graph for the
+:class:`~shortlist.Encoder` (and calls :func:`export_onnx` when the cached file is missing); both run it in the
+session of :mod:`shortlist.onnx_session`, which is how the export checks its graph before caching it.
 
 The ONNX files are made here, from the local weights, by the project's own code: nothing is downloaded. The
 export runs once (on first use of an ONNX backend, or by ``shortlist export``) and the result is kept in
@@ -44,6 +48,7 @@ from shortlist._io import atomic_path, atomic_write, file_lock
 from shortlist.config import user_cache_dir
 from shortlist.errors import ConfigError, MissingDependencyError, ModelNotFoundError
 from shortlist.model import read_config
+from shortlist.onnx_session import make_session
 
 __all__ = ["EXPORT_VERSION", "export_onnx", "onnx_cache_dir", "onnx_model_path"]
 
@@ -259,7 +264,7 @@ def _fuse(raw: Path, out: Path, *, num_heads: int, hidden: int) -> None:
     Residual additions stay ``Add`` + ``LayerNormalization`` and GELU stays unfused (its bias then folds into
     the preceding MatMul): ORT's CPU ``SkipLayerNormalization`` and ``BiasGelu`` kernels are slower than what
     they replace. Measured on 2 cores, int8: passages 53 -> 66/s, query p50 about 12% lower; fp32 a few percent
-    faster. The session keeps ORT from fusing them back (:data:`shortlist._onnx.DISABLED_FUSIONS`).
+    faster. The session keeps ORT from fusing them back (:data:`shortlist.onnx_session.DISABLED_FUSIONS`).
     """
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
@@ -286,8 +291,6 @@ def _fuse(raw: Path, out: Path, *, num_heads: int, hidden: int) -> None:
 def _verify(path: Path, module: Any, torch: Any) -> None:
     """Run the exported file against the PyTorch module on a padded batch; refuse a graph that drifts."""
     import numpy as np
-
-    from shortlist._onnx import make_session
 
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 20000, (3, 37), generator=gen, dtype=torch.long)

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 from shortlist import Encoder, clean_text
-from shortlist._onnx import make_session
 from shortlist.batching import MicroBatcher
 from shortlist.cli import main as cli_main
 from shortlist.errors import ConfigError, ModelNotFoundError
 from shortlist.model import PACKAGED_WEIGHTS_SHA256, packaged_model_path
 from shortlist.onnx_export import EXPORT_VERSION, export_onnx, onnx_cache_dir, onnx_model_path
+from shortlist.onnx_session import make_session
 
 TEXTS = [
     "The cat sits on the mat.",

@@ -39,10 +39,9 @@ CORE_LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "shortlist.encoder",
         "shortlist.batching",
+        "shortlist.onnx_backend",
         "shortlist.onnx_export",
         "shortlist.onnx_session",
-        "shortlist.onnx_runtime",
-        "shortlist._onnx",
     ),
     ("shortlist.store", "shortlist.keywords", "shortlist.keyword"),
     ("shortlist.search", "shortlist.ingest", "shortlist.fusion"),
@@ -75,10 +74,7 @@ LAUNCHERS = {
 
 #: Rules still broken in the tree, each with the reason; its test is an ``xfail(strict=True)``, so it fails as soon
 #: as the import is gone (then delete the entry).
-KNOWN_BROKEN: dict[str, str] = {
-    "shortlist._onnx <-> shortlist.onnx_export": "H14-store: the runtime exports a missing graph and the exporter "
-    "checks its graph with the runtime's session; the session moves to a module of its own with the rename",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------------------------------- reading the source

@@ -1,9 +1,10 @@
-"""ONNX Runtime backends for :class:`shortlist.Encoder` (``"onnx"``: float32, ``"onnx-int8"``: dynamic int8).
+"""The ONNX backends of :class:`shortlist.Encoder`: this module RUNS the exported graph to embed texts.
 
-Run time needs ``onnxruntime``, ``tokenizers`` and NumPy only: this module never imports torch,
-transformers or sentence-transformers, so a process that only embeds queries starts in a fraction of a second.
-The ONNX file itself comes from :func:`shortlist.onnx_export.export_onnx` (exported once and cached; that
-one-off export is the only step that needs torch).
+``backend="onnx"`` runs the float32 graph, ``"onnx-int8"`` the dynamically quantised one. :mod:`shortlist.onnx_export`
+makes the graph it runs (exported once from the local weights and cached; that one-off export is the only step that
+needs torch), and :mod:`shortlist.onnx_session` sets up the ONNX Runtime session both use. Run time needs
+``onnxruntime``, ``tokenizers`` and NumPy only: this module never imports torch, transformers or
+sentence-transformers, so a process that only embeds queries starts in a fraction of a second.
 
 The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` and returns mean-pooled, L2-normalised
 sentence vectors. Texts are tokenised with the model's fast tokenizer (truncation at the model's window, no fixed
@@ -13,7 +14,6 @@ padding), sorted by length and padded per batch to the longest text in it, so sh
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,74 +21,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from shortlist._offline import check_onnxruntime
-from shortlist.config import ENV_ONNX_THREADS
 from shortlist.errors import MissingDependencyError
+from shortlist.onnx_export import export_onnx
+from shortlist.onnx_session import DISABLED_FUSIONS, ENV_THREADS, default_threads, make_session
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
 
-__all__ = ["DISABLED_FUSIONS", "OnnxBackend", "default_threads", "make_session"]
+__all__ = ["DISABLED_FUSIONS", "ENV_THREADS", "OnnxBackend", "default_threads", "make_session"]
 
 logger = logging.getLogger(__name__)
-
-ENV_THREADS = ENV_ONNX_THREADS
-
-#: ORT graph fusions the session leaves out. Its CPU ``SkipLayerNormalization`` kernel is slower than the
-#: ``Add`` + ``LayerNormalization`` it would replace (it took 15% of the int8 time on passages, the pair 4%),
-#: and ``BiasGelu`` slower than ``Gelu`` (its bias then stays in the MatMul before it). The maths is the same:
-#: fp32 vectors match to ~1e-6; int8 ones shift slightly (rounding before the dynamic quantisation differs).
-#: (An unknown name is ignored by ORT; ``tests/integration/test_onnx.py`` checks the names still work.)
-DISABLED_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
-
-
-def default_threads() -> int:
-    """Threads for one inference: ``SHORTLIST_ONNX_THREADS``, else the physical cores this process may use.
-
-    Hyper-threads share one core's vector units, and a GEMM on both siblings is no faster than on one, so the
-    default is the number of physical cores (from ``psutil`` when it is installed), capped by the CPU affinity.
-    """
-    env = os.environ.get(ENV_THREADS, "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
-        usable = os.cpu_count() or 1
-    physical: int | None = None
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except ImportError:  # pragma: no cover - psutil is optional
-        physical = None
-    return max(1, min(usable, physical or usable))
-
-
-def make_session(path: Path, threads: int, *, save_optimized: Path | None = None) -> Any:
-    """An ONNX Runtime CPU session on ``path``, set up as the backends run it.
-
-    ``save_optimized``: also write the graph ORT optimised there, for inspection (the tests use it).
-    """
-    check_onnxruntime()  # onnxruntime reads its telemetry switch on first import: see shortlist._offline
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    # The pool's threads spin while a run lasts (fast hand-offs between operators) but stop when it returns, so they
-    # do not hold a core for milliseconds afterwards while the caller searches Chroma or ranks (an A/B run of
-    # benchmarks/e2e_query.py: Chroma's stage 4.8 -> 4.4 ms p50, the query's p99 25 -> 16 ms; the embedding itself
-    # no slower). The cost: 8 threads queuing unbatched queries wake the pool each time (int8 ~350 -> 324 q/s).
-    options.add_session_config_entry("session.force_spinning_stop", "1")
-    if save_optimized is not None:
-        options.optimized_model_filepath = str(save_optimized)
-    return ort.InferenceSession(
-        str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(DISABLED_FUSIONS)
-    )
 
 
 class OnnxBackend:
@@ -122,8 +64,6 @@ class OnnxBackend:
             msg = "The ONNX backends need onnxruntime: `pip install 'shortlist[onnx]'` (or use backend='torch')."
             raise MissingDependencyError(msg) from exc
         from tokenizers import Tokenizer
-
-        from shortlist.onnx_export import export_onnx
 
         self.path = export_onnx(model_dir, quantized=quantized)
         self.quantized = quantized
