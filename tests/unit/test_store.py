@@ -333,3 +333,17 @@ def test_import_shortlist_does_not_import_chromadb() -> None:
         "assert {'ChunkStore', 'Prefilter'} <= set(shortlist.__all__) <= set(dir(shortlist))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_package_keeps_every_name_of_the_old_module() -> None:
+    import shortlist.store as store
+
+    old_names = (
+        "ChunkRecord ChunkStore StoredChunk chunk_id sanitize_metadata restore_metadata RESERVED_KEYS INTERNAL_KEYS "
+        "KEY_SOURCE KEY_CHUNK KEY_TITLE KEY_TOKENS KEY_JSON META_MODEL META_DIMENSION META_NORMALIZED META_FIELDS "
+        "META_VERSION STORE_VERSION DEFAULT_COLLECTION"
+    ).split()
+    missing = [name for name in old_names if not hasattr(store, name)]
+    assert not missing
+    assert set(store.__all__) >= {"ChunkRecord", "ChunkStore", "StoredChunk", "chunk_id", "sanitize_metadata"}
+    assert (store.KEY_TITLE, store.DEFAULT_COLLECTION, store.META_MODEL) == ("title", "shortlist", "shortlist:model")
