@@ -129,8 +129,11 @@ def test_index_errors(tmp_path: Path, encoder: Encoder) -> None:
     db = str(tmp_path / "db")
     assert_one_line_error(run("index", str(tmp_path / "missing"), "--db", db), 2, "does not exist")
     bad = tmp_path / "doc.pdf"
-    bad.write_bytes(b"%PDF")
-    assert_one_line_error(run("index", str(bad), "--db", db), 1, "supported files are")
+    bad.write_bytes(b"%PDF")  # PDF files are read now (shortlist.loaders): this one is corrupt
+    assert_one_line_error(run("index", str(bad), "--db", db), 1, "doc.pdf: not a readable PDF")
+    image = tmp_path / "logo.png"
+    image.write_bytes(b"\x89PNG")
+    assert_one_line_error(run("index", str(image), "--db", db), 1, "supported files are")
     lines = tmp_path / "rows.jsonl"
     lines.write_text('{"body": "no text field here"}\n', encoding="utf-8")
     assert_one_line_error(run("index", str(lines), "--db", db), 1, "rows.jsonl, line 1", "--text-field")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from shortlist.cli.options import (
 )
 from shortlist.cli.render import echo_json, report_dict, report_line
 from shortlist.console import ingest_progress
+
+if TYPE_CHECKING:
+    from shortlist.loaders import LoadResult
 
 __all__ = ["index"]
 
@@ -46,24 +50,34 @@ def index(
     progress: bool | None,
     as_json: bool,
 ) -> None:
-    """Index files and folders (.txt, .md, .jsonl, BEIR corpus folders) into a collection.
+    """Index files and folders (.pdf, .html, .docx, .txt, .md, .jsonl, BEIR corpus folders) into a collection.
 
-    Re-running on the same files adds nothing: chunk ids are stable.
+    Re-running on the same files adds nothing: chunk ids are stable. A PDF gives one document per page (its
+    number in each chunk's metadata); files that cannot be read and files of other types in a folder are listed.
 
     \b
     Example:
       shortlist index notes/ faq.jsonl --collection notes
     """  # noqa: D301
-    from shortlist.corpus import read_documents
+    from shortlist.loaders import SUPPORTED_SUFFIXES, load_files
 
     if overlap >= chunk_tokens:
         msg = f"--overlap ({overlap}) must be smaller than --chunk-tokens ({chunk_tokens})."
         raise click.UsageError(msg)
     started = time.perf_counter()
-    docs = [d.as_dict() for d in read_documents(paths, text_field=text_field)]
+    loaded = load_files(paths, text_field=text_field)
+    docs = [d.as_dict() for d in loaded.documents]
+    if not docs and loaded.failed:  # every file failed: one line naming each and why
+        raise click.ClickException("; ".join(loaded.failures()))
     if not docs:
-        msg = f"Nothing to index in {', '.join(map(str, paths))}: no non-empty .txt, .md or .jsonl files."
+        kinds = ", ".join(SUPPORTED_SUFFIXES)
+        msg = f"Nothing to index in {', '.join(map(str, paths))}: no non-empty {kinds} files."
+        if loaded.unsupported:
+            msg += f" Not supported: {', '.join(Path(p).name for p in loaded.unsupported[:5])}."
         raise click.ClickException(msg)
+    if not as_json:  # (with --json they are in "files")
+        for line in loaded.failures():
+            click.echo(f"Warning: cannot read {line}", err=True)
     prefilter = open_prefilter(db, collection, settings, chunk_tokens=chunk_tokens, chunk_overlap=overlap)
     show = sys.stderr.isatty() if progress is None else progress
     with ingest_progress(len(docs), enabled=show) as callback:
@@ -73,7 +87,14 @@ def index(
     seconds = time.perf_counter() - started
     summary = report_dict(report)
     summary.update(collection=collection, db=str(db), seconds=round(seconds, 2), total_chunks=prefilter.count())
+    summary["files"] = loaded.as_dict()  # files read, and the failed, unsupported and empty ones
     if as_json:
         echo_json(summary)
         return
-    click.echo(report_line(summary))
+    click.echo(_with_files(report_line(summary), loaded))
+
+
+def _with_files(line: str, loaded: LoadResult) -> str:
+    """The summary line, plus the files that could not be read and the unsupported ones (the first few names)."""
+    extra = loaded.problems()
+    return f"{line[:-1]}; {'; '.join(extra)}." if extra else line
