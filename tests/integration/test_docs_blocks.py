@@ -256,3 +256,32 @@ def test_cli_examples_use_real_commands_and_options() -> None:
             if re.match(r"--?[A-Za-z]", word) and word.split("=", 1)[0] not in options[command]:
                 unknown.append(f"{where}: {command} has no option {word!r}")
     assert not unknown, unknown
+
+
+def _help_blocks() -> list[tuple[str, list[str], list[str]]]:
+    """Text blocks that start with ``$ shortlist ... --help``: (where, arguments, the lines shown under it)."""
+    found = []
+    for page in PAGES:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            if line.startswith("```") and number + 1 < len(lines):
+                first = lines[number + 1]
+                if first.startswith("$ shortlist ") and first.rstrip().endswith("--help"):
+                    end = next(i for i in range(number + 2, len(lines)) if lines[i].startswith("```"))
+                    words = shlex.split(first.removeprefix("$ "))[1:-1]
+                    found.append((f"{page.relative_to(REPO)}:{number + 2}", words, lines[number + 2 : end]))
+    return found
+
+
+def test_help_shown_in_the_docs_is_current() -> None:
+    """A ``$ shortlist ... --help`` block shows lines of today's help, in one piece and unchanged."""
+    blocks = _help_blocks()
+    assert blocks, "docs/cli.md shows `shortlist --help`"
+    stale = []
+    for where, words, shown in blocks:
+        actual = [line.rstrip() for line in _help(*words).splitlines()]
+        shown = [line.rstrip() for line in shown]
+        starts = [i for i, line in enumerate(actual) if line == shown[0]]
+        if not any(actual[i : i + len(shown)] == shown for i in starts):
+            stale.append(f"{where}: not what `shortlist {' '.join([*words, '--help'])}` prints today")
+    assert not stale, stale
