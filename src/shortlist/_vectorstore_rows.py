@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from shortlist.config import DEFAULT_COLLECTION
 from shortlist.errors import InputError
 from shortlist.prefilter import Prefilter
 from shortlist.store import RESERVED_KEYS, ChunkRecord, StoredChunk, chunk_id, restore_metadata
@@ -19,8 +20,6 @@ from shortlist.store import RESERVED_KEYS, ChunkRecord, StoredChunk, chunk_id, r
 __all__ = ["DEFAULT_COLLECTION", "is_chunk", "make_rows", "row_id", "user_metadata", "write_rows"]
 
 KEY_SOURCE, KEY_CHUNK = RESERVED_KEYS
-#: The pre-filter's default collection (the CLI's).
-DEFAULT_COLLECTION = "shortlist"
 
 
 def row_id(given: Any, where: str) -> str:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
+from shortlist.config import DEFAULT_COLLECTION, DEFAULT_K, DEFAULT_MODE, SearchMode
 from shortlist.ingest import DEFAULT_INGEST_BATCH, Ingestor, IngestReport
 from shortlist.ingest.chunking import check_chunking
 from shortlist.keywords.cache import KeywordCache
@@ -103,7 +103,7 @@ class Prefilter:
 
     def __init__(
         self,
-        collection: str = "shortlist",
+        collection: str = DEFAULT_COLLECTION,
         *,
         path: str | Path | None = None,
         host: str | None = None,
@@ -134,7 +134,7 @@ class Prefilter:
         self._keywords = KeywordCache(self.store, log=logger)
 
     @classmethod
-    def in_memory(cls, collection: str = "shortlist", encoder: Encoder | None = None, **kw: Any) -> Prefilter:
+    def in_memory(cls, collection: str = DEFAULT_COLLECTION, encoder: Encoder | None = None, **kw: Any) -> Prefilter:
         """A pre-filter over a private in-memory Chroma database (for tests and notebooks)."""
         if encoder is None:
             from shortlist.encoder import Encoder

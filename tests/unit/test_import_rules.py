@@ -72,10 +72,6 @@ LAUNCHERS = {
     "shortlist.demo.__main__": "shortlist.cli",
 }
 
-#: Rules still broken in the tree, each with the reason; its test is an ``xfail(strict=True)``, so it fails as soon
-#: as the import is gone (then delete the entry).
-KNOWN_BROKEN: dict[str, str] = {}
-
 
 # ---------------------------------------------------------------------------------------------- reading the source
 def _module_name(path: Path) -> str:
@@ -238,8 +234,8 @@ def _found(rule: str) -> list[str]:
 
 
 def _broken(rule: str) -> list[str]:
-    """The lines of ``rule`` not listed in KNOWN_BROKEN."""
-    return [line for line in _found(rule) if not any(line.startswith(key) for key in KNOWN_BROKEN)]
+    """The lines that break ``rule``."""
+    return _found(rule)
 
 
 # ---------------------------------------------------------------------------------------------- the rules
@@ -253,23 +249,6 @@ def test_the_reader_sees_the_package() -> None:
 def test_import_rule(rule: str) -> None:
     wrong = _broken(rule)
     assert not wrong, "\n".join(wrong)
-
-
-def _still_there(key: str) -> list[str]:
-    return [
-        line
-        for rule in ("layers", "core", "adapters", "apps", "cycles")
-        for line in _found(rule)
-        if line.startswith(key)
-    ]
-
-
-@pytest.mark.parametrize(
-    "key", [pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=why)) for key, why in KNOWN_BROKEN.items()]
-)
-def test_known_broken_import_is_fixed(key: str) -> None:
-    """Fails (an expected failure) while the KNOWN_BROKEN import is there; passes, so strict XPASS fails, once fixed."""
-    assert not _still_there(key)
 
 
 def test_a_cycle_is_found() -> None:

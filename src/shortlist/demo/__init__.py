@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from shortlist._io import atomic_write
 from shortlist.config import DEFAULT_MODE, resolve_chroma_path
 from shortlist.console import format_shortlist, ingest_progress
 
@@ -196,7 +197,7 @@ def build_index(
         "build_seconds": round(seconds, 1),
         "limit": limit,
     }
-    marker.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    atomic_write(marker, json.dumps(summary, indent=2))
     summary.update(built=True, seconds=round(seconds, 2), db=str(path), collection=collection)
     return prefilter, summary
 
