@@ -39,6 +39,7 @@ from shortlist._vectorstore_rows import DEFAULT_COLLECTION, KEY_SOURCE, make_row
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
 from shortlist.errors import ConfigError, InputError
 from shortlist.prefilter import Prefilter
+from shortlist.search.options import SEARCH_MODES
 from shortlist.types import Hit, Shortlist
 
 if TYPE_CHECKING:
@@ -148,8 +149,8 @@ class ShortlistVectorStore(VectorStore):
         self._mode: SearchMode = mode
         self._embedding = embedding_function
         self._defaults = dict(search_defaults)
-        if mode not in ("dense", "keyword", "hybrid"):
-            msg = f"mode must be 'hybrid', 'dense' or 'keyword', got {mode!r}."
+        if mode not in SEARCH_MODES:
+            msg = f"mode must be one of {', '.join(map(repr, SEARCH_MODES))}, got {mode!r}."
             raise ConfigError(msg)
 
     # ------------------------------------------------------------------ constructors

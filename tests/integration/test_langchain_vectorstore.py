@@ -160,6 +160,8 @@ def test_bad_input_is_refused_and_writes_nothing(store: ShortlistVectorStore) ->
         ShortlistVectorStore(embedding_function=DeterministicFakeEmbedding(size=6), in_memory=True)
     with pytest.raises(ConfigError, match="not both"):
         ShortlistVectorStore(prefilter=store.prefilter, persist_directory="x")
+    with pytest.raises(ConfigError, match="mode must be one of 'dense', 'keyword', 'hybrid', got 'vector'"):
+        ShortlistVectorStore.from_prefilter(store.prefilter, mode="vector")
 
 
 def test_persist_directory_reopens(tmp_path: Path, encoder: Encoder) -> None:
