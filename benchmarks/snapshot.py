@@ -4,6 +4,8 @@
     python benchmarks/snapshot.py --out after.json           # on another
     python benchmarks/snapshot.py --out before2.json         # the old tree again: its own run-to-run noise
     python benchmarks/snapshot.py --compare before.json after.json --noise before2.json
+    python benchmarks/snapshot.py --out before.json --db dbs; cp -r dbs dbs2       # the old tree, folders kept
+    python benchmarks/snapshot.py --out after.json --db dbs2                       # the new tree on the same files
 
 Used to show that a change meant to keep behaviour (a refactor) keeps it: for each set (a fixed slice of its
 corpus, a fixed sample of its questions) it records every chunk's id, text, metadata and vector (as stored in
@@ -68,7 +70,7 @@ def _load(kind: str, folder: Path) -> Any:
     return load_stackfaq(folder)
 
 
-def snapshot(data: Path) -> dict[str, Any]:
+def snapshot(data: Path, db: Path | None = None) -> dict[str, Any]:
     import chromadb
     from chromadb.config import Settings
 
@@ -80,7 +82,8 @@ def snapshot(data: Path) -> dict[str, Any]:
         "backend": str(getattr(encoder, "backend_name", getattr(encoder, "backend", "?"))),
         "sets": {},
     }
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = db or Path(scratch)
         for name, (kind, folder, n_docs, chunk_tokens) in SETS.items():
             ds = _load(kind, data / folder)
             docs = ds.documents()[:n_docs]
@@ -175,6 +178,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="keep the Chroma folders here (default: a temporary folder); a copy made by another tree is reused as it "
+        "is (ingest finds every chunk stored), which compares the two trees on the same HNSW graph, without noise",
+    )
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"))
     parser.add_argument("--noise", type=Path, metavar="BEFORE2", help="a second snapshot of the old tree")
     args = parser.parse_args()
@@ -182,7 +191,7 @@ def main() -> int:
         return compare(*args.compare, args.noise)
     if args.out is None:
         parser.error("give --out FILE or --compare BEFORE AFTER")
-    args.out.write_text(json.dumps(snapshot(args.data)))
+    args.out.write_text(json.dumps(snapshot(args.data, args.db)))
     return 0
 
 
