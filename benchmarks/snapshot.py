@@ -4,8 +4,11 @@
     python benchmarks/snapshot.py --out after.json           # on another
     python benchmarks/snapshot.py --out before2.json         # the old tree again: its own run-to-run noise
     python benchmarks/snapshot.py --compare before.json after.json --noise before2.json
-    python benchmarks/snapshot.py --out before.json --db dbs; cp -r dbs dbs2       # the old tree, folders kept
-    python benchmarks/snapshot.py --out after.json --db dbs2                       # the new tree on the same files
+    python benchmarks/snapshot.py --out build.json --db dbs               # the old tree builds the folders
+    cp -r dbs dbs-old; cp -r dbs dbs-new
+    python benchmarks/snapshot.py --out before.json --db dbs-old          # the old tree on the reopened files
+    python benchmarks/snapshot.py --out after.json --db dbs-new           # the new tree on the same files
+    python benchmarks/snapshot.py --compare before.json after.json        # no noise: SAME or a real change
 
 Used to show that a change meant to keep behaviour (a refactor) keeps it: for each set (a fixed slice of its
 corpus, a fixed sample of its questions) it records every chunk's id, text, metadata and vector (as stored in
