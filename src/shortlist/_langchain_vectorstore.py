@@ -35,7 +35,15 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from shortlist._vectorstore_rows import DEFAULT_COLLECTION, KEY_SOURCE, make_rows, row_id, user_metadata, write_rows
+from shortlist._vectorstore_rows import (
+    DEFAULT_COLLECTION,
+    KEY_SOURCE,
+    make_rows,
+    open_prefilter,
+    row_id,
+    user_metadata,
+    write_rows,
+)
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
 from shortlist.errors import ConfigError, InputError
 from shortlist.prefilter import Prefilter
@@ -125,27 +133,19 @@ class ShortlistVectorStore(VectorStore):
     ) -> None:
         encoder = _encoder_of(embedding_function)
         _check_options(search_defaults, type(self).__name__)
-        if prefilter is not None:
-            if not isinstance(prefilter, Prefilter):
-                msg = f"prefilter must be a shortlist Prefilter, got {type(prefilter).__name__}."
-                raise ConfigError(msg)
-            given = [n for n, v in (("persist_directory", persist_directory), ("client", client), ("host", host)) if v]
-            if given or in_memory:
-                msg = f"Give prefilter= or a location ({', '.join(given) or 'in_memory'}), not both."
-                raise ConfigError(msg)
-            if encoder is not None and encoder is not prefilter.encoder:
-                msg = "embedding_function's encoder is not the pre-filter's: leave it out, the pre-filter's is used."
-                raise ConfigError(msg)
-            self._prefilter = prefilter
-        elif in_memory:
-            if persist_directory is not None or client is not None or host is not None:
-                msg = "in_memory=True takes no persist_directory, client or host."
-                raise ConfigError(msg)
-            self._prefilter = Prefilter.in_memory(collection_name, encoder=encoder)
-        else:
-            self._prefilter = Prefilter(
-                collection_name, path=persist_directory, client=client, host=host, port=port, encoder=encoder
-            )
+        self._prefilter = open_prefilter(
+            collection_name,
+            prefilter=prefilter,
+            location=("persist_directory", persist_directory),
+            client=client,
+            host=host,
+            port=port,
+            in_memory=in_memory,
+            encoder=encoder,
+        )
+        if prefilter is not None and encoder is not None and encoder is not prefilter.encoder:
+            msg = "embedding_function's encoder is not the pre-filter's: leave it out, the pre-filter's is used."
+            raise ConfigError(msg)
         self._mode: SearchMode = mode
         self._embedding = embedding_function
         self._defaults = dict(search_defaults)

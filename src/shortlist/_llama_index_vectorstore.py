@@ -43,6 +43,7 @@ from shortlist._vectorstore_rows import (
     KEY_CHUNK,
     KEY_SOURCE,
     make_rows,
+    open_prefilter,
     row_id,
     user_metadata,
     write_rows,
@@ -170,24 +171,17 @@ class ShortlistVectorStore(BasePydanticVectorStore):
         in_memory: bool = False,
     ) -> None:
         super().__init__(stores_text=True)
-        if prefilter is not None:
-            if not isinstance(prefilter, Prefilter):
-                msg = f"prefilter must be a shortlist Prefilter, got {type(prefilter).__name__}."
-                raise ConfigError(msg)
-            given = [n for n, v in (("persist_dir", persist_dir), ("client", client), ("host", host)) if v]
-            if given or in_memory or encoder is not None:
-                msg = f"Give prefilter= or a location/encoder ({', '.join(given) or 'in_memory/encoder'}), not both."
-                raise ConfigError(msg)
-            self._prefilter = prefilter
-        elif in_memory:
-            if persist_dir is not None or client is not None or host is not None:
-                msg = "in_memory=True takes no persist_dir, client or host."
-                raise ConfigError(msg)
-            self._prefilter = Prefilter.in_memory(collection_name, encoder=encoder)
-        else:
-            self._prefilter = Prefilter(
-                collection_name, path=persist_dir, client=client, host=host, port=port, encoder=encoder
-            )
+        self._prefilter = open_prefilter(
+            collection_name,
+            prefilter=prefilter,
+            location=("persist_dir", persist_dir),
+            client=client,
+            host=host,
+            port=port,
+            in_memory=in_memory,
+            encoder=encoder,
+            exclusive=(("encoder", encoder),),
+        )
 
     @classmethod
     def from_prefilter(cls, prefilter: Prefilter) -> ShortlistVectorStore:

@@ -10,16 +10,70 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shortlist.config import DEFAULT_COLLECTION
-from shortlist.errors import InputError
+from shortlist.errors import ConfigError, InputError
 from shortlist.prefilter import Prefilter
 from shortlist.store import RESERVED_KEYS, ChunkRecord, StoredChunk, chunk_id, restore_metadata
 
-__all__ = ["DEFAULT_COLLECTION", "is_chunk", "make_rows", "row_id", "user_metadata", "write_rows"]
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+
+    from shortlist.encoder import Encoder
+
+__all__ = ["DEFAULT_COLLECTION", "is_chunk", "make_rows", "open_prefilter", "row_id", "user_metadata", "write_rows"]
 
 KEY_SOURCE, KEY_CHUNK = RESERVED_KEYS
+
+
+def open_prefilter(
+    collection: str,
+    *,
+    prefilter: Prefilter | None,
+    location: tuple[str, str | Path | None],
+    client: ClientAPI | None,
+    host: str | None,
+    port: int | None,
+    in_memory: bool,
+    encoder: Encoder | None,
+    exclusive: Sequence[tuple[str, object]] = (),
+) -> Prefilter:
+    """The pre-filter a vector store works on: the one given, a new in-memory one, or one at a location.
+
+    Args:
+        collection: The collection's name (for a new pre-filter).
+        prefilter: A pre-filter to use as it is.
+        location: The store's name for its folder argument (``persist_directory``, ``persist_dir``) and its value.
+        client: A Chroma client.
+        host: A Chroma server's host.
+        port: Its port.
+        in_memory: A private in-memory database.
+        encoder: The encoder of a new pre-filter.
+        exclusive: More ``(name, value)`` arguments that may not come with ``prefilter`` (when truthy).
+
+    Raises:
+        ConfigError: on a ``prefilter`` that is not a :class:`Prefilter`, or one given with a location (or one of
+            ``exclusive``), or ``in_memory`` with a folder, client or host.
+    """
+    path_name, path = location
+    if prefilter is not None:
+        if not isinstance(prefilter, Prefilter):
+            msg = f"prefilter must be a shortlist Prefilter, got {type(prefilter).__name__}."
+            raise ConfigError(msg)
+        given = [n for n, v in ((path_name, path), ("client", client), ("host", host), ("in_memory", in_memory)) if v]
+        given += [n for n, v in exclusive if v]
+        if given:
+            msg = f"Give prefilter= or a location ({', '.join(given)}), not both."
+            raise ConfigError(msg)
+        return prefilter
+    if in_memory:
+        if path is not None or client is not None or host is not None:
+            msg = f"in_memory=True takes no {path_name}, client or host."
+            raise ConfigError(msg)
+        return Prefilter.in_memory(collection, encoder=encoder)
+    return Prefilter(collection, path=path, client=client, host=host, port=port, encoder=encoder)
 
 
 def row_id(given: Any, where: str) -> str:
