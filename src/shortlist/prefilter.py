@@ -132,6 +132,7 @@ class Prefilter:
             else ChunkStore(collection, path=path, host=host, port=port, client=client, encoder=encoder)
         )
         self._keywords = KeywordCache(self.store, log=logger)
+        self._warned_empty = False
 
     @classmethod
     def in_memory(cls, collection: str = DEFAULT_COLLECTION, encoder: Encoder | None = None, **kw: Any) -> Prefilter:
@@ -294,7 +295,7 @@ class Prefilter:
 
     def _warn_empty(self) -> None:
         """Warn once per pre-filter that its collection is empty (a mistyped name?), naming the ones that are not."""
-        if not getattr(self, "_warned_empty", False):
+        if not self._warned_empty:
             self._warned_empty = True
             from shortlist._empty import warn_empty_collection
 
