@@ -19,23 +19,24 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# The web page of `shortlist serve` is tested in a real headless Chromium (Debian's package, driven by Playwright;
-# Playwright never downloads a browser of its own). Installed here when missing and apt-get is usable (CI runs as root).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian's package $(1) for $(2), installed when its command is missing and apt-get is usable (CI runs as root).
+define debian_tool
+	@command -v $(1) >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "Installing Debian's chromium for the web page test..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing and cannot be installed here: the web page test will be skipped."; fi; }
+	    echo "Installing Debian's $(1) for $(2)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	  else echo "$(1) is missing and cannot be installed here: $(2) will be skipped."; fi; }
+endef
+
+# The web page of `shortlist serve` is tested in a real headless Chromium (Debian's package, driven by Playwright;
+# Playwright never downloads a browser of its own).
+browser:
+	$(call debian_tool,chromium,the web page test)
 
 # tests/integration/test_network_quiet.py runs shortlist's commands under Debian's strace (every system call that
-# could reach the network, native threads included). Installed the same way when missing; without it that test skips.
+# could reach the network, native threads included). Without it that test skips (in CI it fails).
 strace:
-	@command -v strace >/dev/null 2>&1 || { \
-	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "Installing Debian's strace for the network test..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; \
-	  else echo "strace is missing and cannot be installed here: the network test will be skipped."; fi; }
+	$(call debian_tool,strace,the network test)
 
 demo: $(STAMP)
 	$(BIN)/python -m shortlist.demo
