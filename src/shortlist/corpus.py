@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -54,6 +54,7 @@ __all__ = [
     "docstring_documents",
     "read_documents",
     "topic_documents",
+    "walk_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -450,18 +451,26 @@ def _is_beir_folder(folder: Path) -> bool:
     return (folder / "corpus.jsonl").is_file() and (folder / "queries.jsonl").is_file()
 
 
-def _files_under(folder: Path) -> Iterator[Path]:
-    """Supported files under ``folder``, sorted, hidden ones skipped; only ``corpus.jsonl`` of a BEIR folder."""
+def walk_files(folder: Path, suffixes: Collection[str]) -> Iterator[tuple[Path, bool]]:
+    """Files under ``folder``, sorted, hidden ones skipped, each with whether its suffix is one of ``suffixes``.
+
+    A BEIR folder (``corpus.jsonl`` beside ``queries.jsonl``) gives its ``corpus.jsonl`` only.
+    """
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(root)
         if _is_beir_folder(here):
-            yield here / "corpus.jsonl"
+            yield here / "corpus.jsonl", True
             dirs[:] = [d for d in dirs if d != "qrels"]
             continue
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
-                yield here / name
+            if not name.startswith("."):
+                yield here / name, Path(name).suffix.lower() in suffixes
+
+
+def _files_under(folder: Path) -> Iterator[Path]:
+    """Supported files under ``folder`` (see :func:`walk_files`)."""
+    return (path for path, supported in walk_files(folder, SUPPORTED_SUFFIXES) if supported)
 
 
 def _scalar_metadata(obj: dict[str, Any], skip: set[str]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from shortlist.corpus import SUPPORTED_SUFFIXES as TEXT_SUFFIXES
-from shortlist.corpus import CorpusDocument, read_documents
+from shortlist.corpus import CorpusDocument, read_documents, walk_files
 from shortlist.errors import InputError, MissingDependencyError
 
 __all__ = [
@@ -342,18 +342,9 @@ _READERS: dict[str, Callable[[Path], list[CorpusDocument]]] = {
 
 # ---------------------------------------------------------------------------------------------- folders
 def _walk(folder: Path, files: list[Path], unsupported: list[Path]) -> None:
-    """Files under ``folder``, sorted, hidden ones skipped; a BEIR folder gives its ``corpus.jsonl`` only."""
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        here = Path(root)
-        if (here / "corpus.jsonl").is_file() and (here / "queries.jsonl").is_file():
-            files.append(here / "corpus.jsonl")
-            dirs[:] = [d for d in dirs if d != "qrels"]
-            continue
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            (files if Path(name).suffix.lower() in SUPPORTED_SUFFIXES else unsupported).append(here / name)
+    """Files under ``folder`` (:func:`~shortlist.corpus.walk_files`): those a reader handles, and the rest."""
+    for path, supported in walk_files(folder, SUPPORTED_SUFFIXES):
+        (files if supported else unsupported).append(path)
 
 
 def load_files(
