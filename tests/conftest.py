@@ -7,6 +7,12 @@ that reaches for the internet fails instead of silently depending on it.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +83,102 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is not there (it sits beside the checkout in CI)")
     return SHARED_DATA
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chroma_cli() -> str:
+    """The ``chroma`` command of this environment (skips the test when it is not installed)."""
+    beside = Path(sys.executable).with_name("chroma")
+    found = str(beside) if beside.is_file() else shutil.which("chroma")
+    if not found:
+        pytest.skip("the `chroma` command is not installed")
+    return found
+
+
+class ChromaRun:
+    """A real ``chroma run`` on 127.0.0.1 with its own folder and port, which a test can stop and start again.
+
+    Args:
+        folder: Holds the server's database (``db/``) and its log (``server.log``).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 60) -> ChromaRun:
+        """Start the server (same folder, same port) and wait until its heartbeat answers."""
+        log = (self.folder / "server.log").open("ab")
+        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+        command = [
+            chroma_cli(),
+            "run",
+            "--path",
+            str(self.folder / "db"),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                tail = (self.folder / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"chroma run exited with {self.proc.returncode}: {tail}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"chroma run did not answer within {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 15 s); its folder stays."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """One ``chroma run`` for the whole session, as ``(host, port)``; always stopped. Give each test its own
+    collection names."""
+    server = ChromaRun(tmp_path_factory.mktemp("chroma-server")).start()
+    try:
+        yield server.host, server.port
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def chroma_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaRun]:
+    """A ``chroma run`` of this test's own, started, which the test may :meth:`~ChromaRun.stop` and
+    :meth:`~ChromaRun.start` again; stopped at the end."""
+    server = ChromaRun(tmp_path_factory.mktemp("chroma-run")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

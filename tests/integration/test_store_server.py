@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from pydoc_data.topics import topics
 
 import numpy as np
@@ -19,60 +10,9 @@ import pytest
 from shortlist import ChunkStore, Encoder, Prefilter
 from shortlist.errors import EmbeddingModelMismatchError, InputError, StoreError
 from shortlist.store import ChunkRecord
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.server
-
-
-def _chroma_cli() -> str:
-    beside = Path(sys.executable).with_name("chroma")
-    found = str(beside) if beside.is_file() else shutil.which("chroma")
-    if not found:
-        pytest.skip("the `chroma` command is not installed")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """`chroma run` on a free loopback port with its own folder; waits until it answers; always stopped."""
-    path = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
-    log = (path / "server.log").open("wb")
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen(
-        [_chroma_cli(), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited with {proc.returncode}: {(path / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer within 60 s")
-            time.sleep(0.2)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
 
 
 def test_store_on_a_server(chroma_server: tuple[str, int], encoder: Encoder) -> None:
@@ -119,7 +59,7 @@ def test_prefilter_on_a_server_matches_the_embedded_one(chroma_server: tuple[str
 
 def test_server_down_is_a_clear_error(encoder: Encoder) -> None:
     with pytest.raises(StoreError, match="Could not"):
-        ChunkStore("nobody-home", host="127.0.0.1", port=_free_port(), encoder=encoder)
+        ChunkStore("nobody-home", host="127.0.0.1", port=free_port(), encoder=encoder)
 
 
 def test_collections_and_ids_on_a_server(chroma_server: tuple[str, int], encoder: Encoder) -> None:
@@ -134,4 +74,4 @@ def test_collections_and_ids_on_a_server(chroma_server: tuple[str, int], encoder
     assert "server-listed" not in ChunkStore.list_collections(host=host, port=port)
     assert ChunkStore.drop_collection("server-listed", host=host, port=port) is False
     with pytest.raises(StoreError, match="Could not"):
-        ChunkStore.list_collections(host="127.0.0.1", port=_free_port())
+        ChunkStore.list_collections(host="127.0.0.1", port=free_port())
