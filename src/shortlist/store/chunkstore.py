@@ -10,8 +10,9 @@ upserts and metadata updates a batch at a time (the client's limit), deletes a p
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from shortlist.errors import ConfigError, InputError, StoreError
 from shortlist.store import client as _client
 from shortlist.store.accounting import CountCache, TokenTally
 from shortlist.store.contract import ModelContract
+from shortlist.store.journal import Journal
 from shortlist.store.metadata import KEY_SOURCE, KEY_TOKENS, FieldRegistry
 from shortlist.store.reading import READ_PAGE, PagedReads
 from shortlist.store.records import ChunkRecord
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from shortlist.encoder import Encoder
 
 __all__ = ["ChunkStore"]
+
+logger = logging.getLogger(__name__)
 
 _FALLBACK_BATCH = 5000  # rows per write when the client does not say its limit
 
@@ -116,6 +120,8 @@ class ChunkStore(PagedReads):
         self._count = CountCache()
         self.collection: Collection = self._contract.open_collection(self.client, collection)
         self._fields = FieldRegistry(self.client, self.collection, self._lock)
+        self._journal: Journal | None = None
+        self._listeners: list[Callable[[Sequence[str]], None]] = []
         try:
             self.max_batch_size = int(self.client.get_max_batch_size())
         except Exception:  # pragma: no cover - every 1.x client has it
@@ -207,6 +213,54 @@ class ChunkStore(PagedReads):
         """
         self._fields.check_where(where)
 
+    # ------------------------------------------------------------------ the change journal
+    @property
+    def collection_id(self) -> str:
+        """The collection's id in Chroma (a collection dropped and made again gets a new one)."""
+        return str(self.collection.id)
+
+    @property
+    def journal(self) -> Journal | None:
+        """The collection's change journal (:mod:`shortlist.store.journal`); ``None`` for an in-memory store,
+        which no other process can see. Opened (created in Chroma) on first use.
+
+        Raises:
+            StoreError: if Chroma cannot open it.
+        """  # noqa: D205
+        if self.kind == "memory":
+            return None
+        with self._lock:
+            if self._journal is None:
+                self._journal = Journal(self.client, self.name)
+            return self._journal
+
+    def on_change(self, listener: Callable[[Sequence[str]], None]) -> None:
+        """Call ``listener(ids)`` after each write of this store with the ids it touched (also when it failed)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Sequence[str]], None]) -> None:
+        """Stop calling a listener added with :meth:`on_change` (absent: nothing happens)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _changed(self, ids: Sequence[str]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(ids)
+            except Exception:  # a listener's failure must not turn a landed write into an error
+                logger.exception("A change listener of %s failed", self)
+
+    def _journaled(self, ids: Sequence[str], write: Callable[[], None]) -> None:
+        """Run ``write`` (one Chroma call over ``ids``) between the journal's intent and done entries."""
+        journal = self.journal
+        intents = journal.intend(ids) if journal is not None else []
+        try:
+            write()
+        finally:
+            if journal is not None:
+                journal.done(intents)
+            self._changed(ids)
+
     # ------------------------------------------------------------------ writing
     def _check_vectors(self, embeddings: Any, n: int) -> NDArray[np.float32]:
         return self._contract.check_vectors(embeddings, n, self.name)
@@ -248,12 +302,18 @@ class ChunkStore(PagedReads):
             for start in range(0, len(ids), step):
                 end = start + step
                 try:
-                    self.collection.upsert(
-                        ids=ids[start:end],
-                        embeddings=vecs[start:end],
-                        documents=docs[start:end],
-                        metadatas=metas[start:end],  # type: ignore[arg-type]
+                    self._journaled(
+                        ids[start:end],
+                        lambda start=start, end=end: self.collection.upsert(
+                            ids=ids[start:end],
+                            embeddings=vecs[start:end],
+                            documents=docs[start:end],
+                            metadatas=metas[start:end],  # type: ignore[arg-type]
+                        ),
                     )
+                except StoreError:
+                    self._tokens.forget()
+                    raise
                 except Exception as exc:
                     self._tokens.forget()  # recount on next use
                     msg = f"Chroma refused to write {end - start} chunks to {self.name!r}: {exc}"
@@ -322,8 +382,12 @@ class ChunkStore(PagedReads):
                 return 0
             tokens = self._tokens_of(targets) if self._tokens.known else {}
             for start in range(0, len(targets), READ_PAGE):
+                page = targets[start : start + READ_PAGE]
                 try:
-                    self.collection.delete(ids=targets[start : start + READ_PAGE])
+                    self._journaled(page, lambda page=page: self.collection.delete(ids=page))
+                except StoreError:
+                    self._tokens.forget()
+                    raise
                 except Exception as exc:
                     self._tokens.forget()
                     msg = f"Chroma refused to delete from {self.name!r}: {exc}"
