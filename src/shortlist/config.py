@@ -7,6 +7,8 @@ read when a value is resolved, never at import time.
 from __future__ import annotations
 
 import os
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -23,15 +25,20 @@ __all__ = [
     "DEFAULT_MODEL",
     "ENV_BACKEND",
     "ENV_CHROMA_PATH",
+    "ENV_CHROMA_URL",
     "ENV_DEVICE",
     "ENV_MODEL",
     "ENV_ONNX_THREADS",
     "Backend",
+    "ChromaServer",
     "LongTextPolicy",
     "chosen_backend",
     "default_backend",
     "onnx_exportable",
     "resolve_backend",
+    "location_option",
+    "parse_chroma_url",
+    "resolve_chroma_location",
     "resolve_chroma_path",
     "resolve_device",
     "user_cache_dir",
@@ -61,6 +68,7 @@ ENV_MODEL = "SHORTLIST_MODEL"
 ENV_DEVICE = "SHORTLIST_DEVICE"
 ENV_BACKEND = "SHORTLIST_BACKEND"
 ENV_CHROMA_PATH = "SHORTLIST_CHROMA_PATH"
+ENV_CHROMA_URL = "SHORTLIST_CHROMA_URL"
 ENV_HOME = "SHORTLIST_HOME"
 ENV_CACHE = "SHORTLIST_CACHE"
 ENV_ONNX_THREADS = "SHORTLIST_ONNX_THREADS"
@@ -170,3 +178,101 @@ def resolve_chroma_path(path: str | os.PathLike[str] | None) -> Path:
     if env:
         return Path(env).expanduser()
     return user_data_dir() / "chroma"
+
+
+@dataclass(frozen=True)
+class ChromaServer:
+    """Where a Chroma server (``chroma run``) listens: a host and a port, spelled as a URL by :attr:`url`."""
+
+    host: str
+    port: int = DEFAULT_CHROMA_PORT
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (an IPv6 host in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def parse_chroma_url(url: str, *, name: str = "The Chroma URL") -> ChromaServer:
+    """The host and port of a Chroma server's URL: ``http://host:port``, ``host:port`` or ``host`` (port 8000).
+
+    Args:
+        url: The URL.
+        name: What the URL is, for the error message (an option's or a variable's name).
+
+    Raises:
+        ConfigError: for another scheme (``https`` included: not supported yet), a path, a query, a bad port or no
+            host.
+    """
+    text = url.strip()
+    parts = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
+    example = "give it as http://HOST:PORT, e.g. http://127.0.0.1:8000"
+    if parts.scheme != "http":
+        msg = f"{name} {url!r} has the scheme {parts.scheme!r}: only http:// is supported; {example}."
+        raise ConfigError(msg)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        msg = f"{name} {url!r} has more than a host and a port: {example}."
+        raise ConfigError(msg)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        msg = f"{name} {url!r} has a bad port: {example}."
+        raise ConfigError(msg)
+    if not parts.hostname:
+        msg = f"{name} {url!r} names no host: {example}."
+        raise ConfigError(msg)
+    return ChromaServer(parts.hostname, port or DEFAULT_CHROMA_PORT)
+
+
+def resolve_chroma_location(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    url: str | None = None,
+) -> Path | ChromaServer:
+    """Return the Chroma database to use: an embedded folder (a :class:`~pathlib.Path`) or a :class:`ChromaServer`.
+
+    Order: the argument given (``path``, else ``url``, else ``host`` and ``port``); then ``SHORTLIST_CHROMA_URL`` (a
+    server); then ``SHORTLIST_CHROMA_PATH``; then ``<data dir>/chroma``.
+
+    Raises:
+        ConfigError: for more than one of ``path``, ``url``, ``host``; ``port`` without ``host``; a bad URL; or both
+            ``SHORTLIST_CHROMA_URL`` and ``SHORTLIST_CHROMA_PATH`` set (which one is meant?).
+    """
+    given = [n for n, v in (("path", path), ("url", url), ("host", host)) if v is not None]
+    if len(given) > 1:
+        msg = f"Give only one of 'path', 'url' or 'host' for a Chroma database; got {', '.join(given)}."
+        raise ConfigError(msg)
+    if port is not None and host is None:
+        msg = "'port' needs 'host' (a Chroma server); for an embedded database give 'path'."
+        raise ConfigError(msg)
+    if path is not None:
+        return Path(path).expanduser()
+    if url is not None:
+        return parse_chroma_url(url)
+    if host is not None:
+        return ChromaServer(host, port or DEFAULT_CHROMA_PORT)
+    env_url = _env(ENV_CHROMA_URL)
+    if env_url is None:
+        return resolve_chroma_path(None)
+    if _env(ENV_CHROMA_PATH) is not None:
+        msg = (
+            f"Both {ENV_CHROMA_URL} (a Chroma server) and {ENV_CHROMA_PATH} (an embedded folder) are set: "
+            "unset one of them, or name the database explicitly."
+        )
+        raise ConfigError(msg)
+    return parse_chroma_url(env_url, name=ENV_CHROMA_URL)
+
+
+def location_option(location: Path | ChromaServer) -> str:
+    """The CLI option that names a database: ``--db FOLDER`` or ``--chroma-url URL`` (for messages)."""
+    if isinstance(location, ChromaServer):
+        return f"--chroma-url {location.url}"
+    return f"--db {location}"

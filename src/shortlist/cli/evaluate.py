@@ -14,10 +14,11 @@ from shortlist.cli.database import open_prefilter
 from shortlist.cli.group import cli
 from shortlist.cli.options import (
     MODES,
+    Database,
     EncoderSettings,
     chunk_tokens_option,
     collection_option,
-    db_option,
+    database_options,
     encoder_options,
     json_option,
     progress_option,
@@ -55,7 +56,7 @@ def collection_name(raw: str) -> str:
 @cli.command("eval")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @encoder_options
-@db_option(help="Folder of the embedded Chroma database that keeps the dataset's index (reused by later runs).")
+@database_options(help="Folder of the embedded Chroma database that keeps the dataset's index (reused by later runs).")
 @collection_option(default=None, help="Collection for the dataset's index (default: eval-<dataset>-<chunk tokens>).")
 @click.option("--hybrid", is_flag=True, help="Compare all three modes: dense, keyword (BM25) and hybrid.")
 @click.option("--mode", type=click.Choice(MODES), help="Evaluate this one mode (default: hybrid).")
@@ -76,7 +77,7 @@ def collection_name(raw: str) -> str:
 def eval_(
     dataset_dir: Path,
     settings: EncoderSettings,
-    db: Path,
+    db: Database,
     collection: str | None,
     hybrid: bool,
     mode: str | None,

@@ -12,6 +12,7 @@ import click
 from shortlist.cli.database import open_prefilter
 from shortlist.cli.group import cli
 from shortlist.cli.options import (
+    Database,
     EncoderSettings,
     chunk_tokens_option,
     encoder_options,
@@ -40,7 +41,7 @@ __all__ = ["index"]
 @json_option("Print the summary as JSON.")
 def index(
     paths: tuple[Path, ...],
-    db: Path,
+    db: Database,
     collection: str,
     settings: EncoderSettings,
     text_field: str,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +11,14 @@ import click
 from shortlist import __version__
 from shortlist.cli.database import collection_sizes
 from shortlist.cli.group import cli
-from shortlist.cli.options import EncoderSettings, db_option, encoder_options, json_option, model_option
+from shortlist.cli.options import (
+    Database,
+    EncoderSettings,
+    database_options,
+    encoder_options,
+    json_option,
+    model_option,
+)
 from shortlist.cli.render import echo_json, info_lines
 
 __all__ = ["export", "info", "similarity"]
@@ -50,8 +56,8 @@ def similarity(text_a: str, text_b: str, as_json: bool, settings: EncoderSetting
 @cli.command()
 @json_option("Print a JSON object.")
 @encoder_options
-@db_option()
-def info(as_json: bool, settings: EncoderSettings, db: Path) -> None:
+@database_options()
+def info(as_json: bool, settings: EncoderSettings, db: Database) -> None:
     """Show the model, where its weights were found, the backend, the device and the collections."""
     encoder = settings.encoder()
     sizes = collection_sizes(db)
@@ -70,7 +76,7 @@ def info(as_json: bool, settings: EncoderSettings, db: Path) -> None:
     if as_json:
         echo_json(data)
         return
-    for line in info_lines(data, sizes, db):
+    for line in info_lines(data, sizes, str(db)):
         click.echo(line)
 
 

@@ -1,8 +1,9 @@
 """The options several commands share, each declared once: the encoder's, the store's, ``--json`` and the rest.
 
 A command takes them as decorators: :func:`encoder_options` gives it ``settings`` (an :class:`EncoderSettings`),
-:func:`store_options` gives it ``db`` (a resolved :class:`~pathlib.Path`) and ``collection``; :func:`db_option`
-and :func:`collection_option` give one of the two with the command's own help or default.
+:func:`store_options` gives it ``db`` (a :class:`Database`: an embedded folder or a Chroma server) and
+``collection``; :func:`database_options` and :func:`collection_option` give one of the two with the command's own
+help or default; :func:`db_option` an embedded folder only (the demo's).
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from shortlist.config import (
+    DEFAULT_CHROMA_PORT,
     DEFAULT_COLLECTION,
     ENV_BACKEND,
     ENV_CHROMA_PATH,
+    ENV_CHROMA_URL,
     ENV_DEVICE,
     ENV_MODEL,
+    ChromaServer,
+    location_option,
+    resolve_chroma_location,
     resolve_chroma_path,
 )
+from shortlist.errors import ConfigError
 from shortlist.search.options import SEARCH_MODES
 
 if TYPE_CHECKING:
@@ -32,9 +40,11 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_COLLECTION",
     "MODES",
+    "Database",
     "EncoderSettings",
     "chunk_tokens_option",
     "collection_option",
+    "database_options",
     "db_option",
     "encoder_options",
     "json_option",
@@ -55,6 +65,10 @@ class Decorator(Protocol):
 BACKENDS = ("torch", "onnx", "onnx-int8")
 MODES: tuple[str, ...] = SEARCH_MODES
 DB_HELP = "Folder of the embedded Chroma database (default: ~/.local/share/shortlist/chroma)."
+DATABASE_HELP = (
+    "Folder of the embedded Chroma database (default: the server of SHORTLIST_CHROMA_URL if set, else "
+    "~/.local/share/shortlist/chroma)."
+)
 MODEL_HELP = "Embedding model: a local sentence-transformers folder (default: the packaged all-MiniLM-L6-v2)."
 
 
@@ -113,6 +127,114 @@ def db_option(*, help: str = DB_HELP) -> Decorator:  # noqa: A002
     )
 
 
+@dataclass(frozen=True)
+class Database:
+    """Where a command's collections are: an embedded folder (``--db``) or a Chroma server (``--chroma-url``).
+
+    Attributes:
+        location: The folder, or the server's host and port.
+    """
+
+    location: Path | ChromaServer
+
+    @property
+    def path(self) -> Path | None:
+        """The embedded folder; ``None`` for a server."""
+        return self.location if isinstance(self.location, Path) else None
+
+    @property
+    def server(self) -> ChromaServer | None:
+        """The Chroma server; ``None`` for an embedded folder."""
+        return self.location if isinstance(self.location, ChromaServer) else None
+
+    def store_kwargs(self) -> dict[str, Any]:
+        """``path=...`` or ``host=..., port=...``: the arguments that open it as a store or a pre-filter."""
+        if isinstance(self.location, ChromaServer):
+            return {"host": self.location.host, "port": self.location.port}
+        return {"path": self.location}
+
+    def option(self) -> str:
+        """The command-line option that names it: ``--db FOLDER`` or ``--chroma-url URL``."""
+        return location_option(self.location)
+
+    def __str__(self) -> str:
+        return str(self.location)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def database_options(*, help: str = DATABASE_HELP) -> Decorator:  # noqa: A002
+    """``--db`` (``SHORTLIST_CHROMA_PATH``), ``--chroma-url`` (``SHORTLIST_CHROMA_URL``), ``--chroma-host`` and
+    ``--chroma-port`` as ``db``: a :class:`Database`.
+
+    An option on the command line beats the environment; two options that name different databases (``--db``
+    with a server option, ``--chroma-url`` with ``--chroma-host``) are a usage error, and so is ``--chroma-port``
+    without ``--chroma-host``. With no option: ``SHORTLIST_CHROMA_URL``, else ``SHORTLIST_CHROMA_PATH``, else the
+    default folder (both variables set is an error: which one is meant?).
+    """  # noqa: D205
+
+    def decorate(func: F) -> F:
+        @click.option(
+            "--db",
+            envvar=ENV_CHROMA_PATH,
+            show_envvar=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help=help,
+        )
+        @click.option(
+            "--chroma-url",
+            envvar=ENV_CHROMA_URL,
+            show_envvar=True,
+            metavar="URL",
+            help="A Chroma server (chroma run) instead of a folder, as http://HOST:PORT.",
+        )
+        @click.option("--chroma-host", metavar="HOST", help="The Chroma server's host (instead of --chroma-url).")
+        @click.option(
+            "--chroma-port",
+            type=click.IntRange(1, 65535),
+            metavar="PORT",
+            help=f"The Chroma server's port (with --chroma-host; default {DEFAULT_CHROMA_PORT}).",
+        )
+        @functools.wraps(func)
+        def wrapper(
+            *args: Any,
+            db: Path | None,
+            chroma_url: str | None,
+            chroma_host: str | None,
+            chroma_port: int | None,
+            **kwargs: Any,
+        ) -> Any:
+            ctx = click.get_current_context()
+            given = {
+                "--db": db if _given(ctx, "db") else None,
+                "--chroma-url": chroma_url if _given(ctx, "chroma_url") else None,
+                "--chroma-host": chroma_host or None,
+            }
+            named = [name for name, value in given.items() if value is not None]
+            if len(named) > 1:
+                msg = f"{' and '.join(named)} name two databases: give one of them."
+                raise click.UsageError(msg)
+            if chroma_port is not None and chroma_host is None:
+                msg = "--chroma-port needs --chroma-host (or give --chroma-url http://HOST:PORT)."
+                raise click.UsageError(msg)
+            url = given["--chroma-url"]
+            try:
+                location = resolve_chroma_location(
+                    given["--db"], url=str(url) if url else None, host=chroma_host or None, port=chroma_port
+                )
+            except ConfigError as exc:
+                if url is None:
+                    raise  # the environment's (one line, from the group)
+                raise click.BadParameter(str(exc), param_hint="--chroma-url") from exc
+            return func(*args, db=Database(location), **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 def collection_option(
     *,
     default: str | None = DEFAULT_COLLECTION,
@@ -123,8 +245,9 @@ def collection_option(
 
 
 def store_options(func: F) -> F:
-    """Add ``--db`` and ``--collection`` (default ``shortlist``) as ``db`` (a resolved Path) and ``collection``."""
-    return db_option()(collection_option()(func))
+    """Add the :func:`database_options` and ``--collection`` (default ``shortlist``) as ``db`` (a
+    :class:`Database`) and ``collection``."""  # noqa: D205, D209
+    return database_options()(collection_option()(func))
 
 
 def json_option(help: str) -> Decorator:  # noqa: A002

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, cast
 
 import click
 
 from shortlist.cli.database import open_prefilter, require_collection
 from shortlist.cli.group import cli
-from shortlist.cli.options import MODES, EncoderSettings, encoder_options, json_option, store_options
+from shortlist.cli.options import MODES, Database, EncoderSettings, encoder_options, json_option, store_options
 from shortlist.cli.render import echo_json, format_shortlist
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
 from shortlist.search.options import SearchOptions
@@ -49,7 +48,7 @@ def parse_where(value: str | None, option: str) -> dict[str, Any] | None:
 @json_option("Print the shortlist as JSON.")
 def query(
     question: str,
-    db: Path,
+    db: Database,
     collection: str,
     settings: EncoderSettings,
     k: int,

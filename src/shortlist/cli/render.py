@@ -140,7 +140,7 @@ def eval_text(
 
 
 # ---------------------------------------------------------------------------------------------------- info
-def info_lines(data: Mapping[str, Any], sizes: Mapping[str, int] | None, path: Path) -> list[str]:
+def info_lines(data: Mapping[str, Any], sizes: Mapping[str, int] | None, path: str | Path) -> list[str]:
     """``shortlist info`` as aligned ``key  value`` lines, the collections last with their chunk counts."""
     width = max(len(k) for k in data)
     lines = [f"{key:<{width}}  {value}" for key, value in data.items() if key != "collections"]

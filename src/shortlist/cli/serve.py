@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from shortlist.cli.group import cli
-from shortlist.cli.options import EncoderSettings, encoder_options, store_options
+from shortlist.cli.options import Database, EncoderSettings, encoder_options, store_options
 
 __all__ = ["serve"]
 
@@ -25,7 +23,7 @@ __all__ = ["serve"]
 def serve(
     host: str,
     port: int,
-    db: Path,
+    db: Database,
     collection: str,
     settings: EncoderSettings,
     max_batch: int,
@@ -48,7 +46,8 @@ def serve(
         host,
         port,
         encoder=settings.encoder(),
-        db=db,
+        db=db.path,
+        chroma=db.server,
         collection=collection,
         batching=batching,
         max_batch=max_batch,

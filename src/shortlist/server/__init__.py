@@ -29,6 +29,7 @@ from shortlist.errors import MissingDependencyError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from shortlist.config import ChromaServer
     from shortlist.encoder import Encoder
     from shortlist.server.app import Limits
 
@@ -82,6 +83,7 @@ def run(
     *,
     encoder: Encoder | None = None,
     db: str | os.PathLike[str] | None = None,
+    chroma: str | ChromaServer | None = None,
     collection: str = DEFAULT_COLLECTION,
     limits: Limits | None = None,
     batching: bool = True,
@@ -96,6 +98,7 @@ def run(
         port: TCP port (default 11434, Ollama's).
         encoder: The encoder (default: the shared one).
         db: Embedded Chroma folder for ``/api/search``.
+        chroma: A Chroma server instead (``http://host:port`` or a :class:`~shortlist.config.ChromaServer`).
         collection: Default collection of ``/api/search``.
         limits: Request bounds.
         batching: Combine concurrent requests into encoder batches (default ``True``).
@@ -116,6 +119,12 @@ def run(
             "Serving on %s without an API key: anyone who can reach this port can use it. Set %s.", host, ENV_API_KEY
         )
     app = _create_app(
-        encoder=encoder, db=db, collection=collection, limits=limits, batching=batching, max_batch=max_batch
+        encoder=encoder,
+        db=db,
+        chroma=chroma,
+        collection=collection,
+        limits=limits,
+        batching=batching,
+        max_batch=max_batch,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=2048, timeout_keep_alive=30)

@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -25,7 +26,8 @@ from starlette.concurrency import run_in_threadpool
 
 from shortlist import __version__
 from shortlist.batching import EmbeddingBatcher
-from shortlist.config import DEFAULT_COLLECTION, resolve_chroma_path
+from shortlist.config import DEFAULT_COLLECTION, ChromaServer, resolve_chroma_location
+from shortlist.errors import ConfigError
 from shortlist.server.auth import ENV_API_KEY, PUBLIC_PATHS, resolve_api_key
 from shortlist.server.docs import install_docs
 from shortlist.server.errors import ApiError, ErrorResponses, error_body, install_error_handlers, status_of
@@ -58,6 +60,7 @@ def create_app(
     *,
     encoder: Encoder | None = None,
     db: str | os.PathLike[str] | None = None,
+    chroma: str | ChromaServer | None = None,
     collection: str = DEFAULT_COLLECTION,
     prefilter: Prefilter | None = None,
     api_key: str | None = None,
@@ -71,8 +74,13 @@ def create_app(
     Args:
         encoder: The encoder (default :meth:`Encoder.shared() <shortlist.encoder.Encoder.shared>`; loaded when the
             app starts).
-        db: Folder of the embedded Chroma database searched by ``/api/search`` (default: ``SHORTLIST_CHROMA_PATH``,
-            else ``<SHORTLIST_HOME>/chroma``). The server never creates a collection.
+        db: Folder of the embedded Chroma database searched by ``/api/search``. The server never creates a
+            collection.
+        chroma: A Chroma server (``chroma run``) to search instead of a folder: ``"http://host:port"`` or a
+            :class:`~shortlist.config.ChromaServer`. Several ``shortlist serve`` processes can share one. With
+            neither ``db`` nor ``chroma``: the server of ``SHORTLIST_CHROMA_URL`` if set, else
+            ``SHORTLIST_CHROMA_PATH``, else ``<SHORTLIST_HOME>/chroma``. While the server is down, searches answer
+            503 (and ``/health`` says ``degraded``); they recover by themselves when it is back.
         collection: Collection searched when a request names none (default ``"shortlist"``).
         prefilter: An already-open pre-filter to serve as that collection (e.g. an in-memory one in a notebook).
         api_key: Key every API request must carry (``Authorization: Bearer <key>`` or ``X-API-Key``). ``None``
@@ -87,7 +95,7 @@ def create_app(
         The FastAPI application (run it with ``uvicorn.run(app)``).
 
     Raises:
-        ConfigError: on bad limits or batch settings.
+        ConfigError: on bad limits or batch settings, both ``db`` and ``chroma``, or a bad URL.
 
     Example:
         ```python
@@ -105,7 +113,14 @@ def create_app(
     batcher = EmbeddingBatcher(  # a ConfigError on bad batch settings
         encoder, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=limits.max_queue, enabled=batching
     )
-    service = Service(encoder, batcher, limits, resolve_chroma_path(db), collection, prefilter)
+    if db is not None and chroma is not None:
+        msg = "Give create_app one of 'db' (an embedded folder) or 'chroma' (a Chroma server), not both."
+        raise ConfigError(msg)
+    if isinstance(chroma, ChromaServer):
+        location: Path | ChromaServer = chroma
+    else:
+        location = resolve_chroma_location(db, url=chroma)
+    service = Service(encoder, batcher, limits, location, collection, prefilter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

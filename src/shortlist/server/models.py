@@ -261,7 +261,7 @@ class SearchResponse(BaseModel):
 class HealthResponse(BaseModel):
     """``GET /health``."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     version: str
     model: str
     model_loaded: bool
@@ -271,5 +271,6 @@ class HealthResponse(BaseModel):
     db: str
     collection: str
     collections: dict[str, int]
+    store_error: str | None = None
     batching: dict[str, Any]
     limits: dict[str, int]

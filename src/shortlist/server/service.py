@@ -16,6 +16,7 @@ import numpy as np
 from fastapi import Depends, Request
 
 from shortlist.batching import EmbeddingBatcher
+from shortlist.config import ChromaServer, location_option
 from shortlist.errors import ConfigError, ShortlistError
 from shortlist.server.errors import ApiError, api_error
 from shortlist.text import clean_text
@@ -77,7 +78,7 @@ class Service:
         encoder: The one encoder of every route.
         batcher: Combines concurrent embedding requests into encoder batches.
         limits: Bounds on one request.
-        db: Folder of the embedded Chroma database that ``/api/search`` reads.
+        db: The Chroma database that ``/api/search`` reads: an embedded folder or a Chroma server.
         collection: The collection searched when a request names none.
         prefilter: An already-open pre-filter to serve as its collection.
     """
@@ -87,7 +88,7 @@ class Service:
         encoder: Encoder,
         batcher: EmbeddingBatcher,
         limits: Limits,
-        db: Path,
+        db: Path | ChromaServer,
         collection: str,
         prefilter: Prefilter | None,
     ) -> None:
@@ -175,11 +176,21 @@ class Service:
         return [float(s) for s in scores]
 
     # ---------------------------------------------------------------- collections
+    def store_kwargs(self) -> dict[str, Any]:
+        """``path=...`` or ``host=..., port=...``: the arguments that open the database's collections."""
+        if isinstance(self.db, ChromaServer):
+            return {"host": self.db.host, "port": self.db.port}
+        return {"path": self.db}
+
     def collection_sizes(self) -> dict[str, int]:
-        """The database's collections with their chunk counts (``{}`` before there is a database)."""
+        """The database's collections with their chunk counts (``{}`` before there is a database).
+
+        Raises:
+            StoreError: if the database cannot be read (a Chroma server that is down: 503).
+        """
         from shortlist.store import ChunkStore
 
-        return ChunkStore.list_collections(path=self.db)
+        return ChunkStore.list_collections(**self.store_kwargs())
 
     def prefilter(self, name: str | None) -> Prefilter:
         """The pre-filter of collection ``name`` (default: the server's), opened once; 404 if there is none."""
@@ -193,13 +204,13 @@ class Service:
                 have = f" (it has: {', '.join(sizes)})" if sizes else ""
                 msg = (
                     f"No collection {name!r} in {self.db}{have}. Build it first: "
-                    f"shortlist index PATH --collection {name} --db {self.db}"
+                    f"shortlist index PATH --collection {name} {location_option(self.db)}"
                 )
                 raise ApiError(404, msg, param="collection")
             from shortlist.prefilter import Prefilter
 
             try:
-                found = Prefilter(name, path=self.db, encoder=self.encoder)
+                found = Prefilter(name, **self.store_kwargs(), encoder=self.encoder)
             except ShortlistError as exc:
                 raise api_error(exc, param="collection") from exc
             self._prefilters[name] = found

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shortlist import __version__
+from shortlist.errors import StoreError
 from shortlist.server.models import HealthResponse
 from shortlist.server.service import ServiceDep
 
@@ -36,12 +37,20 @@ async def index() -> HTMLResponse:
 
 @router.get("/health", response_model=HealthResponse, tags=["service"])
 async def health(service: ServiceDep) -> dict[str, Any]:
-    """Model, backend, collections and the batcher's counters."""
-    sizes = await run_in_threadpool(service.collection_sizes)
+    """Model, backend, collections and the batcher's counters.
+
+    ``status`` is ``"degraded"`` (still 200: embeddings and similarity work) when the Chroma database cannot be
+    read, a Chroma server that is down for example; ``store_error`` then says why, and searches answer 503.
+    """
+    store_error: str | None = None
+    try:
+        sizes = await run_in_threadpool(service.collection_sizes)
+    except StoreError as exc:
+        sizes, store_error = {}, str(exc)
     encoder = service.encoder
     batcher = service.batcher
     return {
-        "status": "ok",
+        "status": "ok" if store_error is None else "degraded",
         "version": __version__,
         "model": encoder.model_name,
         "model_loaded": encoder.is_loaded,
@@ -51,6 +60,7 @@ async def health(service: ServiceDep) -> dict[str, Any]:
         "db": str(service.db),
         "collection": service.collection,
         "collections": sizes,
+        "store_error": store_error,
         "batching": {"enabled": batcher.enabled, "max_batch": batcher.max_batch, **batcher.stats.as_dict()},
         "limits": asdict(service.limits),
     }
