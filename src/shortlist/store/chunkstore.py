@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from shortlist.config import DEFAULT_CHROMA_PORT, DEFAULT_COLLECTION, resolve_chroma_path
+from shortlist.config import DEFAULT_CHROMA_PORT, DEFAULT_COLLECTION, ChromaServer, resolve_chroma_location
 from shortlist.errors import ConfigError, InputError, StoreError
 from shortlist.store import client as _client
 from shortlist.store.accounting import CountCache, TokenTally
@@ -47,8 +47,9 @@ class ChunkStore(PagedReads):
 
     Args:
         collection: The collection's name (3-512 characters of ``[a-zA-Z0-9._-]``). Default ``"shortlist"``.
-        path: Folder of an embedded database. Default (when neither ``host`` nor ``client`` is given):
-            ``SHORTLIST_CHROMA_PATH``, else ``<SHORTLIST_HOME>/chroma``.
+        path: Folder of an embedded database. Default (when neither ``host`` nor ``client`` is given): the
+            server of ``SHORTLIST_CHROMA_URL`` if set, else ``SHORTLIST_CHROMA_PATH``, else
+            ``<SHORTLIST_HOME>/chroma``.
         host: Host of a Chroma server (``chroma run``); ``port`` defaults to 8000.
         port: Port of that server.
         client: A Chroma client you built (``chromadb.PersistentClient``, ``HttpClient``, ``EphemeralClient``).
@@ -106,13 +107,16 @@ class ChunkStore(PagedReads):
         if client is not None:
             self.client: ClientAPI = client
             self.kind = "client"
-        elif host is not None:
-            self.client = _client.open_client(host=host, port=port)
-            self.kind = "server"
         else:
-            self.path = resolve_chroma_path(path)
-            self.client = _client.open_client(self.path)
-            self.kind = "embedded"
+            where = resolve_chroma_location(path, host=host, port=port)
+            if isinstance(where, ChromaServer):  # host given, or SHORTLIST_CHROMA_URL set and no path
+                self.host, self.port = where.host, where.port
+                self.client = _client.open_client(host=where.host, port=where.port)
+                self.kind = "server"
+            else:
+                self.path = where
+                self.client = _client.open_client(self.path)
+                self.kind = "embedded"
         self.name = collection
         self._lock = threading.RLock()
         self._contract = ModelContract(self.model_name, self.dimension)
