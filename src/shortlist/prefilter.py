@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
     from shortlist.encoder import Encoder
-    from shortlist.keywords.bm25 import KeywordIndex
+    from shortlist.keywords.segments import LiveKeywordIndex
 
 __all__ = [
     "DEFAULT_MODE",
@@ -94,11 +94,12 @@ class Prefilter:
         EmbeddingModelMismatchError: if the collection holds another model's vectors.
         StoreError: if Chroma cannot be opened.
 
-    The keyword index (hybrid and keyword modes) is built from the collection's own chunks on first use and rebuilt
-    when the collection's ids change; an embedded store keeps it beside the Chroma files
-    (``<path>/shortlist-keyword/<collection>/``) and reloads it after a restart (:mod:`shortlist.keywords.cache`).
-    Writes by other processes that keep the count unchanged are noticed at the next restart, or with
-    :meth:`refresh_keyword_index`.
+    The keyword index (hybrid and keyword modes) is built from the collection's own chunks once, kept on disk
+    (beside the Chroma files for an embedded store, in ``SHORTLIST_CACHE`` for a server) and follows the
+    collection's change journal: a write through shortlist by any process is seen by keyword and hybrid search in
+    every process attached to the collection, about a second later on a Chroma server, at once in the writing
+    process (:mod:`shortlist.keywords.cache`). Writes of plain ``chromadb`` clients are caught by a periodic
+    reconciliation, or at once with :meth:`refresh_keyword_index`.
     """
 
     def __init__(
@@ -126,12 +127,14 @@ class Prefilter:
         self.chunk_overlap = chunk_overlap
         self.title_key = title_key
         self._fusion = fusion
+        self._owns_store = store is None  # close() closes a store it opened, not one given to it
         self.store = (
             store
             if store is not None
             else ChunkStore(collection, path=path, host=host, port=port, client=client, encoder=encoder)
         )
-        self._keywords = KeywordCache(self.store, log=logger)
+        self._keywords = KeywordCache.shared(self.store, log=logger)
+        self._keywords_closed = False
         self._warned_empty = False
 
     @classmethod
@@ -142,7 +145,32 @@ class Prefilter:
 
             encoder = Encoder.shared()
         store = ChunkStore.in_memory(collection, encoder=encoder)
-        return cls(collection, encoder=encoder, store=store, **kw)
+        prefilter = cls(collection, encoder=encoder, store=store, **kw)
+        prefilter._owns_store = True
+        return prefilter
+
+    def close(self) -> None:
+        """Stop the keyword side's background work and close the store this pre-filter opened.
+
+        For an embedded folder this gives back the pre-filter's hold on it: Chroma's embedded mode allows one
+        process per folder (a second one gets a :class:`~shortlist.errors.StoreError` naming ``chroma run``), so
+        close a pre-filter before another process (``shortlist index --db ...``, say) opens the same folder. A
+        store passed as ``store=`` is left open (close it yourself). Closing twice does nothing. A pre-filter is
+        also a context manager: ``with Prefilter(path=...) as pf: ...``.
+        """
+        try:
+            if not self._keywords_closed:
+                self._keywords_closed = True
+                self._keywords.close()
+        finally:
+            if self._owns_store:
+                self.store.close()
+
+    def __enter__(self) -> Prefilter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"Prefilter({self.store!r}, chunk_tokens={self.chunk_tokens}, chunk_overlap={self.chunk_overlap})"
@@ -150,9 +178,13 @@ class Prefilter:
     @property
     def fusion(self) -> Fusion:
         """How hybrid search merges its lists: the one given, else an :class:`~shortlist.fusion.AdaptiveFusion`
-        over the collection's current :meth:`calibration` (computed now if stale). Assign ``None`` for the default.
+        over the collection's current :meth:`calibration` (never computed inside a search: the priors until the
+        first one is there, then the last one until the collection changed materially and a new one is ready).
+        Assign ``None`` for the default.
         """  # noqa: D205
-        return self._fusion if self._fusion is not None else AdaptiveFusion(self.calibration())
+        if self._fusion is not None:
+            return self._fusion
+        return AdaptiveFusion(self._keywords.current_calibration(self._calibrate))
 
     @fusion.setter
     def fusion(self, value: Fusion | None) -> None:
@@ -172,10 +204,7 @@ class Prefilter:
 
     def delete(self, source: str | Sequence[str] | None = None, *, ids: Sequence[str] | None = None) -> int:
         """Delete every chunk of one or more documents (by their ids), or chunks by id. Returns how many."""
-        n = self.store.delete(ids, source=source)
-        if n:
-            self._keywords.touch()
-        return n
+        return self.store.delete(ids, source=source)
 
     # ------------------------------------------------------------------ ingest
     def add_documents(
@@ -220,28 +249,39 @@ class Prefilter:
             chunk_tokens=self.chunk_tokens,
             chunk_overlap=self.chunk_overlap,
             title_key=self.title_key,
-            on_write=self._keywords.touch,
         )
-        return ingestor.add(documents, ids=ids, metadatas=metadatas, batch_size=batch_size, progress=progress)
+        self._keywords.index()  # open (or build) the keyword side first: each written batch is then applied to it
+        report = ingestor.add(documents, ids=ids, metadatas=metadatas, batch_size=batch_size, progress=progress)
+        if report.added or report.removed or report.updated:
+            self._keywords.after_ingest(self._calibrate)
+        return report
 
     # ------------------------------------------------------------------ keyword index and calibration
-    def keyword_index(self) -> KeywordIndex:
-        """The BM25 index over the collection, (re)built if the collection changed since it was built."""
+    def keyword_index(self) -> LiveKeywordIndex:
+        """The collection's BM25 index (:mod:`shortlist.keywords.cache`): opened, or built once, on first use."""
         return self._keywords.index()
 
-    def refresh_keyword_index(self) -> KeywordIndex:
-        """Check the keyword index against the collection now (after writes by another process) and return it."""
+    def refresh_keyword_index(self) -> LiveKeywordIndex:
+        """Check the keyword index against the collection now and return it.
+
+        Writes through shortlist, by any process, reach it by themselves (within about a second on a Chroma
+        server); this also catches writes of plain ``chromadb`` clients, same-id text rewrites included.
+        """
         return self._keywords.refresh()
 
-    def calibration(self) -> Calibration:
-        """The hybrid fusion's calibration of this collection (see :mod:`shortlist.fusion`), computed if stale.
+    def _calibrate(self, index: LiveKeywordIndex) -> Calibration:
+        return calibrate_collection(self.store, self.encoder, index)
 
-        It belongs to the keyword index's fingerprint (the collection's ids): when documents are added or removed,
-        the next call computes it again (about 100 probes: two small embedding batches and 100 searches per side).
-        An embedded store keeps it beside the keyword index, so a restart reloads it instead. Call it after ingest
-        to pay that cost then rather than on the first hybrid search.
+    def calibration(self) -> Calibration:
+        """The hybrid fusion's calibration of this collection (see :mod:`shortlist.fusion`), computed now if stale.
+
+        Stale means missing, or the chunks changed since it was computed reached 10% of the collection
+        (:data:`~shortlist.keywords.cache.MATERIAL_CHANGE`). Computing it takes about 100 probes: two small
+        embedding batches and 100 searches per side. :meth:`add_documents` calls it when it left the calibration
+        stale; writes by other processes get it recomputed in the background. It is kept beside the keyword index,
+        so a restart reloads it.
         """
-        return self._keywords.calibration(lambda index: calibrate_collection(self.store, self.encoder, index))
+        return self._keywords.calibration(self._calibrate)
 
     # ------------------------------------------------------------------ search
     def search(

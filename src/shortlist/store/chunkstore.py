@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,16 +123,48 @@ class ChunkStore(PagedReads):
         self._contract = ModelContract(self.model_name, self.dimension)
         self._tokens = TokenTally()
         self._count = CountCache()
-        self.collection: Collection = self._contract.open_collection(self.client, collection)
+        self._closed = False
+        try:
+            self.collection: Collection = self._contract.open_collection(self.client, collection)
+        except BaseException:
+            self.close()  # an embedded folder is not left held by a store that never opened
+            raise
         self._fields = FieldRegistry(self.client, self.collection, self._lock)
         self._journal: Journal | None = None
-        self._listeners: list[Callable[[Sequence[str]], None]] = []
+        self._listeners: list[Callable[[Sequence[str], Sequence[str]], None]] = []
         try:
             self.max_batch_size = int(self.client.get_max_batch_size())
         except Exception:  # pragma: no cover - every 1.x client has it
             self.max_batch_size = _FALLBACK_BATCH
         if self.max_batch_size <= 0:
             self.max_batch_size = _FALLBACK_BATCH
+
+    # ------------------------------------------------------------------ life
+    def close(self) -> None:
+        """Close the store: its Chroma client (unless you passed one in) and its hold on an embedded folder.
+
+        An embedded folder is locked to one process while any store of that process has it open (Chroma's embedded
+        mode allows one process; :mod:`shortlist.store.folder_lock`); closing the last store of the folder lets
+        another process open it. Closing twice does nothing; a closed store must not be used again. A store is
+        also a context manager: ``with ChunkStore(path=...) as store: ...`` closes it at the end of the block.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self.kind == "client":
+            return  # the caller's client is the caller's to close
+        _client.close_client(self.client, self.path)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> ChunkStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
     def in_memory(cls, collection: str = DEFAULT_COLLECTION, *, encoder: Encoder | None = None) -> ChunkStore:
@@ -238,23 +271,26 @@ class ChunkStore(PagedReads):
                 self._journal = Journal(self.client, self.name)
             return self._journal
 
-    def on_change(self, listener: Callable[[Sequence[str]], None]) -> None:
-        """Call ``listener(ids)`` after each write of this store with the ids it touched (also when it failed)."""
+    def on_change(self, listener: Callable[[Sequence[str], Sequence[str]], None]) -> None:
+        """Call ``listener(ids, intents)`` after each write of this store, also a failed one.
+
+        ``ids`` are the chunk ids the write touched, ``intents`` its journal intent keys.
+        """
         self._listeners.append(listener)
 
-    def remove_listener(self, listener: Callable[[Sequence[str]], None]) -> None:
+    def remove_listener(self, listener: Callable[[Sequence[str], Sequence[str]], None]) -> None:
         """Stop calling a listener added with :meth:`on_change` (absent: nothing happens)."""
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _changed(self, ids: Sequence[str]) -> None:
+    def _changed(self, ids: Sequence[str], intents: Sequence[str]) -> None:
         for listener in list(self._listeners):
             try:
-                listener(ids)
+                listener(ids, intents)
             except Exception:  # a listener's failure must not turn a landed write into an error
                 logger.exception("A change listener of %s failed", self)
 
-    def _journaled(self, ids: Sequence[str], write: Callable[[], None]) -> None:
+    def _journaled(self, ids: Sequence[str], write: Callable[[], object]) -> None:
         """Run ``write`` (one Chroma call over ``ids``) between the journal's intent and done entries."""
         journal = self.journal
         intents = journal.intend(ids) if journal is not None else []
@@ -263,7 +299,17 @@ class ChunkStore(PagedReads):
         finally:
             if journal is not None:
                 journal.done(intents)
-            self._changed(ids)
+            self._changed(ids, intents)
+
+    def _upsert_call(
+        self, ids: list[str], vecs: NDArray[np.float32], docs: list[str], metas: list[Any], start: int, end: int
+    ) -> Callable[[], object]:
+        def call() -> None:
+            self.collection.upsert(
+                ids=ids[start:end], embeddings=vecs[start:end], documents=docs[start:end], metadatas=metas[start:end]
+            )
+
+        return call
 
     # ------------------------------------------------------------------ writing
     def _check_vectors(self, embeddings: Any, n: int) -> NDArray[np.float32]:
@@ -306,15 +352,7 @@ class ChunkStore(PagedReads):
             for start in range(0, len(ids), step):
                 end = start + step
                 try:
-                    self._journaled(
-                        ids[start:end],
-                        lambda start=start, end=end: self.collection.upsert(
-                            ids=ids[start:end],
-                            embeddings=vecs[start:end],
-                            documents=docs[start:end],
-                            metadatas=metas[start:end],  # type: ignore[arg-type]
-                        ),
-                    )
+                    self._journaled(ids[start:end], self._upsert_call(ids, vecs, docs, metas, start, end))
                 except StoreError:
                     self._tokens.forget()
                     raise
@@ -388,7 +426,7 @@ class ChunkStore(PagedReads):
             for start in range(0, len(targets), READ_PAGE):
                 page = targets[start : start + READ_PAGE]
                 try:
-                    self._journaled(page, lambda page=page: self.collection.delete(ids=page))
+                    self._journaled(page, partial(self.collection.delete, ids=page))
                 except StoreError:
                     self._tokens.forget()
                     raise

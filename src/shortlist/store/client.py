@@ -4,21 +4,29 @@
 (``HttpClient``); :func:`memory_client` a private in-memory database; :func:`list_collections` and
 :func:`drop_collection` read and change a database's collections without creating a missing folder. The CLI, the
 server and the demo use these (through :class:`shortlist.store.ChunkStore`) instead of opening clients of their own.
+
+An embedded folder is held by one process at a time (:mod:`shortlist.store.folder_lock`): :func:`open_client` takes
+its lock (shared by every client of the folder in this process) and :func:`close_client` gives it back; a second
+process gets a :class:`~shortlist.errors.StoreError` that names the holder's pid and ``chroma run``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shortlist.config import DEFAULT_CHROMA_PORT, resolve_chroma_path
 from shortlist.errors import ConfigError, MissingDependencyError, StoreError
+from shortlist.store import folder_lock
+from shortlist.store.journal import JOURNAL_SUFFIX, journal_name
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
-__all__ = ["drop_collection", "list_collections", "memory_client", "open_client"]
+__all__ = ["close_client", "drop_collection", "list_collections", "memory_client", "open_client"]
 
 
 def import_chromadb() -> Any:
@@ -59,11 +67,13 @@ def open_client(path: str | Path | None = None, *, host: str | None = None, port
         port: Port of that server (default 8000).
 
     Returns:
-        A ``chromadb`` ``PersistentClient`` or ``HttpClient``.
+        A ``chromadb`` ``PersistentClient`` or ``HttpClient``. An embedded folder stays locked to this process until
+        every client opened here is given to :func:`close_client` (or the process ends).
 
     Raises:
         ConfigError: if both ``path`` and ``host`` are given, or ``port`` without ``host``.
-        StoreError: if the folder cannot be opened or the server cannot be reached.
+        StoreError: if the folder cannot be opened or the server cannot be reached, or another process has the
+            folder open (Chroma's embedded mode allows one process; the message says how to use ``chroma run``).
     """
     if path is not None and host is not None:
         msg = "Give only one of 'path' or 'host' for a Chroma client; got both."
@@ -72,29 +82,68 @@ def open_client(path: str | Path | None = None, *, host: str | None = None, port
         msg = "'port' needs 'host' (a Chroma server); for an embedded database give 'path'."
         raise ConfigError(msg)
     chromadb = import_chromadb()
-    folder: Path | None = None
-    try:
-        if host is not None:
+    if host is not None:
+        try:
             return chromadb.HttpClient(host=host, port=port or DEFAULT_CHROMA_PORT, settings=settings())  # type: ignore[no-any-return]
-        folder = resolve_chroma_path(path)
+        except Exception as exc:
+            msg = f"Could not open Chroma at {host}:{port or DEFAULT_CHROMA_PORT}: {exc}. Is the server running?"
+            raise StoreError(msg) from exc
+    folder = resolve_chroma_path(path)
+    try:
         folder.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(folder), settings=settings())  # type: ignore[no-any-return]
+    except OSError as exc:
+        msg = f"Could not open Chroma at {folder}: {exc}. Is the folder writable?"
+        raise StoreError(msg) from exc
+    key = folder_lock.hold(folder)  # StoreError if another process has it
+    try:
+        # The resolved path: Chroma shares one System per path string, so "db" and "/abs/db" must be one.
+        return chromadb.PersistentClient(path=str(key), settings=settings())  # type: ignore[no-any-return]
     except Exception as exc:
-        where = (
-            f"{host}:{port or DEFAULT_CHROMA_PORT}" if host is not None else str(folder if folder is not None else path)
-        )
-        msg = f"Could not open Chroma at {where}: {exc}. Is the folder writable / the server running?"
+        folder_lock.release(key)
+        msg = f"Could not open Chroma at {folder}: {exc}. Is the folder writable?"
         raise StoreError(msg) from exc
 
 
-def existing_client(path: str | Path | None, host: str | None, port: int | None) -> ClientAPI | None:
-    """A client for an existing database; ``None`` for an embedded folder that is missing or empty (not created)."""
-    if host is None:
-        folder = resolve_chroma_path(path)
-        if not folder.is_dir() or not any(folder.iterdir()):
-            return None
-        return open_client(folder)
-    return open_client(host=host, port=port)
+def close_client(client: ClientAPI, path: str | Path | None = None) -> None:
+    """Close a client from :func:`open_client`; for an embedded folder (``path``), let this process's hold go.
+
+    Chroma stops the folder's shared ``System`` when its last client closes; the folder's lock goes with this
+    process's last client, so another process may then open it. Call it once per client:
+    :meth:`ChunkStore.close() <shortlist.store.ChunkStore.close>` makes sure of that.
+
+    Args:
+        client: The client.
+        path: The embedded folder it was opened on (``None`` for a server client).
+    """
+    try:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+    finally:
+        if path is not None:
+            folder_lock.release(path)
+
+
+@contextlib.contextmanager
+def existing_client(path: str | Path | None, host: str | None, port: int | None) -> Iterator[ClientAPI | None]:
+    """A client for an existing database, closed after the block (an embedded folder's hold with it).
+
+    Yields ``None`` for an embedded folder that is missing or empty (it is not created).
+    """
+    folder = resolve_chroma_path(path) if host is None else None
+    if folder is not None and not is_database(folder):
+        yield None
+        return
+    client = open_client(folder) if folder is not None else open_client(host=host, port=port)
+    try:
+        yield client
+    finally:
+        close_client(client, folder)
+
+
+def is_database(folder: Path) -> bool:
+    """Whether ``folder`` holds an embedded database: it exists and has more than shortlist's lock file."""
+    return folder.is_dir() and any(p.name != folder_lock.LOCK_FILE for p in folder.iterdir())
 
 
 def memory_client() -> ClientAPI:
@@ -135,17 +184,19 @@ def list_collections(
     if path is not None and host is not None:
         msg = "Give only one of 'path' or 'host' for a Chroma client; got both."
         raise ConfigError(msg)
-    client = existing_client(path, host, port)
-    if client is None:
-        return {}
-    sizes: dict[str, int] = {}
-    try:
-        for col in client.list_collections():
-            name = col if isinstance(col, str) else col.name
-            sizes[name] = client.get_collection(name, embedding_function=None).count()
-    except Exception as exc:
-        msg = f"Chroma could not list its collections: {exc}"
-        raise StoreError(msg) from exc
+    with existing_client(path, host, port) as client:
+        if client is None:
+            return {}
+        sizes: dict[str, int] = {}
+        try:
+            for col in client.list_collections():
+                name = col if isinstance(col, str) else col.name
+                if name.endswith(JOURNAL_SUFFIX):  # shortlist's change journals are not collections of chunks
+                    continue
+                sizes[name] = client.get_collection(name, embedding_function=None).count()
+        except Exception as exc:
+            msg = f"Chroma could not list its collections: {exc}"
+            raise StoreError(msg) from exc
     return dict(sorted(sizes.items()))
 
 
@@ -167,15 +218,17 @@ def drop_collection(
     Raises:
         StoreError: if Chroma cannot be opened or refuses.
     """
-    client = existing_client(path, host, port)
-    if client is None:
-        return False
-    try:
-        names = [c if isinstance(c, str) else c.name for c in client.list_collections()]
-        if name not in names:
+    with existing_client(path, host, port) as client:
+        if client is None:
             return False
-        client.delete_collection(name)
-    except Exception as exc:
-        msg = f"Chroma could not delete collection {name!r}: {exc}"
-        raise StoreError(msg) from exc
+        try:
+            names = [c if isinstance(c, str) else c.name for c in client.list_collections()]
+            if name not in names:
+                return False
+            client.delete_collection(name)
+            if journal_name(name) in names:
+                client.delete_collection(journal_name(name))
+        except Exception as exc:
+            msg = f"Chroma could not delete collection {name!r}: {exc}"
+            raise StoreError(msg) from exc
     return True
