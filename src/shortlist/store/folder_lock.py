@@ -76,15 +76,33 @@ def holder_pid(folder: str | os.PathLike[str]) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _command_of(pid: int) -> str | None:
+    """A short form of process ``pid``'s command line (``shortlist serve --db x``), where ``/proc`` tells it."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return None
+    argv = [a for a in argv if a]
+    if argv and Path(argv[0]).name.startswith("python"):
+        argv = argv[1:]  # `python script.py ...` -> `script.py ...`; `python -m shortlist ...` -> `shortlist ...`
+        if argv[:1] == ["-m"]:
+            argv = argv[1:]
+    if not argv:
+        return None
+    text = " ".join([Path(argv[0]).name, *argv[1:]])
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def busy_message(folder: str | os.PathLike[str], pid: int | None) -> str:
     """The refusal a second process gets: who holds the folder, and how to share it (``chroma run``)."""
     key = _key(folder)
-    who = f"process {pid}" if pid is not None else "another process"
+    command = _command_of(pid) if pid is not None else None
+    who = "another process" if pid is None else f"process {pid}" + (f" (`{command}`)" if command else "")
     return (
         f"The Chroma folder {key} is open by {who}; Chroma's embedded mode allows one process at a time. "
-        f"To use it from several processes, serve it: `chroma run --path {key}`, then connect every process to "
-        f"that server (--chroma-url / --chroma-host, or SHORTLIST_CHROMA_URL; in Python host=/port=). "
-        f"Or close the other process first."
+        f"Wait for it to finish, or to share the folder: stop it, serve the folder with `chroma run --path {key} "
+        f"--port 8000` and connect every process to that server (--chroma-url http://localhost:8000 or "
+        f"SHORTLIST_CHROMA_URL for the CLI, host=/port= in Python)."
     )
 
 
