@@ -19,6 +19,7 @@ The rules:
 6. No import cycles between modules (counting every import above, lazy and type-only ones too).
 7. Only the store (``shortlist.store``) imports ``chromadb``: it is the one place that opens Chroma. Elsewhere,
    ``chromadb.errors`` (to name an error) and ``chromadb.api`` (the client's type) are allowed.
+8. Only ``shortlist.distributed`` imports ``ray`` (an extra: ``pip install 'shortlist[distributed]'``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ CORE_LAYERS: tuple[tuple[str, ...], ...] = (
         "shortlist.loaders",
         "shortlist._empty",
         "shortlist.console",
+        "shortlist.distributed",
     ),
 )
 ADAPTERS = (
@@ -133,6 +135,16 @@ CHROMA_OUTSIDE_STORE = [
     if not (module == "shortlist.store" or module.startswith("shortlist.store."))
     for name, line in _imported_names(module)
     if name.split(".")[0] == "chromadb" and name.split(".")[:2] not in (["chromadb", "errors"], ["chromadb", "api"])
+]
+
+
+#: Imports of ray outside shortlist.distributed.
+RAY_OUTSIDE_DISTRIBUTED = [
+    f"{module} imports {name} (line {line})"
+    for module in FILES
+    if not (module == "shortlist.distributed" or module.startswith("shortlist.distributed."))
+    for name, line in _imported_names(module)
+    if name.split(".")[0] == "ray"
 ]
 
 
@@ -230,6 +242,8 @@ def _cycle_lines() -> list[str]:
 def _found(rule: str) -> list[str]:
     if rule == "chroma":
         return CHROMA_OUTSIDE_STORE
+    if rule == "ray":
+        return RAY_OUTSIDE_DISTRIBUTED
     return _cycle_lines() if rule == "cycles" else _violations()[rule]
 
 
@@ -245,7 +259,7 @@ def test_the_reader_sees_the_package() -> None:
     assert "shortlist.encoder" in GRAPH["shortlist.store.chunkstore"]  # a lazy and a type-only import
 
 
-@pytest.mark.parametrize("rule", ["placed", "layers", "core", "adapters", "apps", "cycles", "chroma"])
+@pytest.mark.parametrize("rule", ["placed", "layers", "core", "adapters", "apps", "cycles", "chroma", "ray"])
 def test_import_rule(rule: str) -> None:
     wrong = _broken(rule)
     assert not wrong, "\n".join(wrong)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from shortlist.cli.database import open_prefilter
+from shortlist.cli.distributed import actors_option, index_on_ray, ray_option
 from shortlist.cli.group import cli
 from shortlist.cli.options import (
     Database,
@@ -39,6 +40,8 @@ __all__ = ["index"]
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Chunks per batch.")
 @progress_option()
 @json_option("Print the summary as JSON.")
+@ray_option
+@actors_option
 def index(
     paths: tuple[Path, ...],
     db: Database,
@@ -50,6 +53,8 @@ def index(
     batch_size: int,
     progress: bool | None,
     as_json: bool,
+    ray_address: str | None,
+    actors: int | None,
 ) -> None:
     """Index files and folders (.pdf, .html, .docx, .txt, .md, .jsonl, BEIR corpus folders) into a collection.
 
@@ -65,6 +70,9 @@ def index(
     if overlap >= chunk_tokens:
         msg = f"--overlap ({overlap}) must be smaller than --chunk-tokens ({chunk_tokens})."
         raise click.UsageError(msg)
+    if ray_address is not None or actors is not None:  # chunk, embed and write on Ray (docs/distributed.md)
+        options = (text_field, chunk_tokens, overlap, batch_size, progress, as_json)
+        return index_on_ray(paths, db, collection, settings, ray_address, actors, *options)
     started = time.perf_counter()
     loaded = load_files(paths, text_field=text_field)
     docs = [d.as_dict() for d in loaded.documents]
