@@ -85,8 +85,8 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
 def server_db(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Path:
     """An embedded Chroma folder with one small collection of English and German documents."""
     db = tmp_path_factory.mktemp("server-db")
-    pf = Prefilter(COLLECTION, path=db, encoder=encoder)
-    pf.add_documents(DOCS)
+    with Prefilter(COLLECTION, path=db, encoder=encoder) as pf:  # closed: the folder is free for the apps
+        pf.add_documents(DOCS)
     return db
 
 

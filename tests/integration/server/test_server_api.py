@@ -306,10 +306,17 @@ def test_api_key_from_environment(encoder: Encoder, server_db: Path, monkeypatch
 
 
 # ---------------------------------------------------------------------------------------------- the command
-def test_serve_command(server_db: Path, tmp_path: Path) -> None:
+def test_serve_command(encoder: Encoder, tmp_path: Path) -> None:
     """`shortlist serve` in a subprocess: binds 127.0.0.1, answers, and stops on SIGINT."""
     import socket
 
+    from shortlist import Prefilter
+
+    # A folder of its own: the session's server_db is held by this process's in-thread servers, and Chroma's
+    # embedded mode allows one process per folder (a second `shortlist serve` on it would be refused).
+    server_db = tmp_path / "serve-db"
+    with Prefilter(COLLECTION, path=server_db, encoder=encoder) as pf:
+        pf.add_documents(DOCS)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
