@@ -68,6 +68,7 @@ class Server:
 
 def start(name: str, extra: list[str], home: Path, threads: int) -> Server:
     port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env.update(SHORTLIST_HOME=str(home), NO_PROXY="127.0.0.1", OMP_NUM_THREADS=str(threads))
     env.pop("SHORTLIST_API_KEY", None)
@@ -206,7 +207,11 @@ def main() -> None:
     bodies = [json.dumps({"model": "all-minilm", "input": t}).encode() for t in sample]
 
     home = Path(tempfile.mkdtemp(prefix="shortlist-load-"))
-    servers = [start("batched", [], home, args.threads), start("one-at-a-time", ["--no-batching"], home, args.threads)]
+    # A home each: the two servers would otherwise share one embedded Chroma folder, which one process may hold.
+    servers = [
+        start("batched", [], home / "batched", args.threads),
+        start("one-at-a-time", ["--no-batching"], home / "one-at-a-time", args.threads),
+    ]
     try:
         for s in servers:  # warm up: first requests pay for lazy imports and allocator growth
             load(s, 8, 200, 10, bodies)
