@@ -1,0 +1,707 @@
+"""Scale (issue 15): ingest, cold start, writes seen across processes and warm latency at 100k-1M chunks.
+
+    python benchmarks/scale.py                                        # 10k and 100k, embedded and chroma run
+    python benchmarks/scale.py --sizes 100000,300000 --db /tmp/scale  # keep the collections for the next run
+    python benchmarks/scale.py --sizes 1000000 --db /tmp/scale        # 1M (the build alone: ~25 min a target)
+    python benchmarks/scale.py --sizes 10000 --targets server --queries 50
+
+Targets: ``embedded`` (a Chroma folder) and ``server`` (a real ``chroma run`` on 127.0.0.1, started and stopped by
+this script, its folder under ``--db``). Each size is its own collection (``scale-<size>``); ``--db DIR`` keeps the
+folders, so a collection built once is reused (a collection holding at least ``size`` chunks is not written again;
+its ingest rate is the one recorded when it was built, in ``DIR/builds.json``).
+
+Chunks: real English text, every chunk unique (as ``benchmarks/keyword_engines.py``: 3 to 5 distinct sentences of
+SciFact, SQuAD 2.0 and XQuAD en per chunk, each combination drawn once; a sentence does recur across chunks).
+Vectors: real MiniLM embeddings of the first ``--base`` chunks and, beyond them, synthetic neighbours (a random mix
+of two real vectors plus a little noise, re-normalised), as ``benchmarks/prefilter.py`` does. Queries: real SciFact
+and SQuAD 2.0 questions, as text (each search embeds its question, as a user's does).
+
+Every figure but the build comes from separate processes (``--worker`` roles of this script), one at a time on an
+embedded folder (one process per folder), several at once against the server:
+
+1. build: ``ChunkStore.upsert`` of precomputed vectors, batches of the client's maximum batch size -> chunks/s;
+   ingest with the encoder: ``Prefilter.add_documents`` of ``--encoder-chunks`` chunks into a collection of their
+   own, extrapolated to the size (the encoder dominates: the figure is its rate, whatever the collection's size).
+2. fresh process #1: the first process to attach after the build (it may have no local keyword copy yet);
+   start of the process -> the answer of one hybrid query, and that query alone.
+3. the serving reader: one dense query (encoder and vectors loaded), RSS; then warm queries, interleaved per
+   question, dense / keyword / hybrid p50 and p99; RSS again: the difference is the keyword side's memory (its
+   index, calibration and thread), beside the index's size on disk (tantivy maps it).
+4. a writer process adds one document (``add_documents``); the reader's next hybrid query, minus its warm p50.
+   On an embedded folder another process cannot attach, so the reader writes itself (marked "same process").
+5. a writer adds a document holding a word no other chunk has; the reader polls keyword search for it (every
+   50 ms): the time from the writer's return to the first answer that holds it.
+6. the reader exits; fresh process #2 (the target's): start -> first hybrid answer, from the local copy plus
+   catch-up. The documents added in 4 and 5 are deleted again at the end (the collection keeps its size).
+
+Each line says its target and whether the figure meets it (the targets are issue 15's, stated at 1M chunks;
+hybrid's extra over dense at 100k). The machine is shared: 2 cores, other agents' jobs running beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keyword_engines import real_questions, sentence_pool, unique_chunks  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+REPLY = "@@"  # a worker's answers are the stdout lines that start with this (logs may print other lines)
+ENCODER_COLLECTION = "scale-encoder-sample"
+MODES = ("dense", "keyword", "hybrid")
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    return float(np.percentile(np.asarray(values), p))
+
+
+def rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def peak_rss() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def reply(obj: dict[str, Any]) -> None:
+    print(REPLY + json.dumps(obj), flush=True)
+
+
+# -- data ------------------------------------------------------------------------------------------------------------
+
+
+def chunk_texts(n: int) -> list[str]:
+    """The first ``n`` chunks (the same prefix for every size: the real vectors of the first ``--base`` are shared)."""
+    return unique_chunks(n, sentence_pool(), seed=0)
+
+
+def base_vectors(texts: list[str], base: int) -> np.ndarray:
+    """Real MiniLM vectors of the first ``base`` chunks (cached in benchmarks/results)."""
+    cache = RESULTS / f"scale-base-v1-{base}.npz"
+    if cache.is_file():
+        return np.asarray(np.load(cache)["base"], dtype=np.float32)
+    from shortlist import Encoder
+
+    t = time.perf_counter()
+    vecs = np.asarray(Encoder.shared().load().embed_documents(texts[:base]), dtype=np.float32)
+    print(f"  embedded {base:,} real chunks in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, base=vecs)
+    return vecs
+
+
+def synthetic(base: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Vectors of rows ``start..end``: the real ones below ``len(base)``, synthetic neighbours beyond."""
+    rng = np.random.default_rng([0, start])
+    n = end - start
+    i = rng.integers(0, len(base), n)
+    j = rng.integers(0, len(base), n)
+    w = rng.uniform(0.55, 1.0, (n, 1)).astype(np.float32)
+    v = w * base[i] + (1 - w) * base[j] + rng.normal(0, 0.02, (n, base.shape[1])).astype(np.float32)
+    real = np.arange(start, end) < len(base)
+    v[real] = base[np.arange(start, end)[real]]
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+# -- workers (each its own process) ----------------------------------------------------------------------------------
+
+
+def open_prefilter(spec: dict[str, Any], collection: str | None = None) -> Any:
+    from shortlist.prefilter import Prefilter
+
+    name = collection or spec["collection"]
+    if spec["target"] == "server":
+        return Prefilter(name, host=spec["host"], port=spec["port"])
+    return Prefilter(name, path=spec["path"])
+
+
+def close(pf: Any) -> None:
+    closer = getattr(pf, "close", None)
+    if closer is not None:
+        closer()
+
+
+def worker_build(spec: dict[str, Any]) -> None:
+    """Write the collection up to ``spec['size']`` chunks with precomputed vectors (resumes a partial build)."""
+    from shortlist.store import ChunkRecord, ChunkStore
+
+    size, base = spec["size"], spec["base"]
+    if spec["target"] == "server":
+        store = ChunkStore(spec["collection"], host=spec["host"], port=spec["port"])
+    else:
+        store = ChunkStore(spec["collection"], path=spec["path"])
+    have = store.count()
+    step = store.max_batch_size
+    if have >= size:
+        reply({"skipped": True, "count": have, "batch": step})
+        return
+    texts = chunk_texts(size)
+    vecs = base_vectors(texts, base)
+    start0 = (have // step) * step  # batches are written in order: resume at the first one that may be missing
+    written = 0
+    t = time.perf_counter()
+    last = t
+    for start in range(start0, size, step):
+        end = min(start + step, size)
+        recs = [
+            ChunkRecord(source=f"d{i:07d}", chunk=0, text=texts[i], tokens=len(texts[i].split()) * 4 // 3)
+            for i in range(start, end)
+        ]
+        store.upsert(recs, synthetic(vecs, start, end))
+        written += end - start
+        if time.perf_counter() - last > 30:
+            last = time.perf_counter()
+            rate = written / (last - t)
+            print(f"  {spec['target']} {end:,}/{size:,} chunks, {rate:.0f}/s", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - t
+    reply({"skipped": False, "count": store.count(), "written": written, "seconds": seconds, "batch": step})
+    close(store)
+
+
+def worker_encoder(spec: dict[str, Any]) -> None:
+    """``Prefilter.add_documents`` of a sample (one chunk-sized text a document) into a collection of its own."""
+    from shortlist.store import ChunkStore
+
+    n = spec["chunks"]
+    where = {"host": spec["host"], "port": spec["port"]} if spec["target"] == "server" else {"path": spec["path"]}
+    ChunkStore.drop_collection(ENCODER_COLLECTION, **where)
+    texts = unique_chunks(n, sentence_pool(), seed=12345)
+    pf = open_prefilter(spec, ENCODER_COLLECTION)
+    pf.encoder.load()
+    pf.encoder.embed_documents(texts[:8])  # warm the session (not an ingest cost worth timing)
+    docs = [{"id": f"enc{i}", "text": t} for i, t in enumerate(texts)]
+    t = time.perf_counter()
+    report = pf.add_documents(docs)
+    seconds = time.perf_counter() - t
+    close(pf)
+    ChunkStore.drop_collection(ENCODER_COLLECTION, **where)
+    reply({"chunks": report.chunks, "seconds": seconds})
+
+
+def worker_fresh(spec: dict[str, Any]) -> None:
+    """Attach to the collection and answer one hybrid query; the parent timed the process's start."""
+    t0 = time.perf_counter()
+    pf = open_prefilter(spec)
+    t1 = time.perf_counter()
+    pf.search(spec["question"], k=10, mode="hybrid")
+    t2 = time.perf_counter()
+    answered = time.time()
+    reply({"answered": answered, "open_s": t1 - t0, "query_s": t2 - t1})
+    close(pf)
+
+
+def worker_write(spec: dict[str, Any]) -> None:
+    """Add one document through shortlist and say when the write returned."""
+    pf = open_prefilter(spec)
+    pf.encoder.load()
+    t = time.perf_counter()
+    pf.add_documents([{"id": spec["source"], "text": spec["text"]}])
+    returned = time.time()
+    reply({"returned": returned, "write_s": time.perf_counter() - t})
+    close(pf)
+
+
+def keyword_disk(spec: dict[str, Any]) -> int:
+    """Bytes on disk of the collection's keyword copy (an embedded folder's, or the user cache's for a server)."""
+    from shortlist.config import user_cache_dir
+
+    name = spec["collection"]
+    roots: list[Path] = []
+    if spec["target"] == "embedded":
+        roots.append(Path(spec["path"]) / "shortlist-keyword")
+    keywords = user_cache_dir() / "keywords"
+    if keywords.is_dir():
+        roots.extend(
+            p for p in keywords.iterdir() if p.is_dir() and p.name.startswith(f"{spec['host']}_{spec['port']}")
+        )
+    total = 0
+    for root in roots:
+        if root.is_dir():
+            for p in root.iterdir():
+                if p.is_dir() and (p.name == name or p.name.startswith(f"{name}-")):
+                    total += folder_bytes(p)
+    return total
+
+
+def worker_serve(spec: dict[str, Any]) -> None:
+    """A serving process: answers the parent's commands (one JSON line each) until ``quit``."""
+    t = time.perf_counter()
+    pf = open_prefilter(spec)
+    reply({"open_s": time.perf_counter() - t})
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        op = cmd["cmd"]
+        if op == "query":
+            t = time.perf_counter()
+            result = pf.search(cmd["q"], k=10, mode=cmd["mode"])
+            ms = (time.perf_counter() - t) * 1e3
+            reply({"ms": ms, "ids": [h.id for h in result.hits], "rss": rss(), "peak": peak_rss()})
+        elif op == "baseline":  # the encoder's arenas at a calibration-sized batch, before the keyword side loads
+            pf.encoder.embed_documents(cmd["texts"])
+            reply({"rss": rss()})
+        elif op == "warm":
+            # Each question embedded first (timed alone): the encoder caches query vectors, so without this the
+            # first mode of each question would pay the embedding and the others not.
+            embed: list[float] = []
+            for q in cmd["qs"]:
+                t = time.perf_counter()
+                pf.encoder.embed_query(q)
+                embed.append((time.perf_counter() - t) * 1e3)
+            times: dict[str, list[float]] = {m: [] for m in cmd["modes"]}
+            slowest: dict[str, Any] = {}
+            for q in cmd["qs"]:
+                for mode in cmd["modes"]:
+                    t = time.perf_counter()
+                    result = pf.search(q, k=10, mode=mode)
+                    ms = (time.perf_counter() - t) * 1e3
+                    times[mode].append(ms)
+                    if ms > slowest.get(mode, {}).get("ms", 0.0):
+                        slowest[mode] = {"ms": ms, "stages": dict(result.stats.timings_ms)}
+            reply(
+                {
+                    "times": times,
+                    "embed": embed,
+                    "slowest": slowest,
+                    "rss": rss(),
+                    "peak": peak_rss(),
+                    "disk": keyword_disk(spec),
+                }
+            )
+        elif op == "add":
+            t = time.perf_counter()
+            pf.add_documents([{"id": cmd["source"], "text": cmd["text"]}])
+            reply({"returned": time.time(), "write_s": time.perf_counter() - t})
+        elif op == "poll":
+            deadline = time.monotonic() + cmd["timeout"]
+            polls = 0
+            found: float | None = None
+            while time.monotonic() < deadline:
+                polls += 1
+                hits = pf.search(cmd["q"], k=10, mode="keyword").hits
+                if any(h.metadata.get("source") == cmd["source"] for h in hits):
+                    found = time.time()
+                    break
+                time.sleep(0.05)
+            reply({"found": found, "polls": polls})
+        elif op == "delete":
+            reply({"deleted": pf.delete(cmd["sources"])})
+        elif op == "quit":
+            close(pf)
+            reply({"bye": True})
+            return
+
+
+WORKERS = {
+    "build": worker_build,
+    "encoder": worker_encoder,
+    "fresh": worker_fresh,
+    "write": worker_write,
+    "serve": worker_serve,
+}
+
+
+# -- the parent ------------------------------------------------------------------------------------------------------
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+
+
+def read_reply(out: IO[str], proc: subprocess.Popen[str], what: str) -> dict[str, Any]:
+    for line in out:
+        if line.startswith(REPLY):
+            return dict(json.loads(line[len(REPLY) :]))
+        print(f"    [{what}] {line.rstrip()}", file=sys.stderr, flush=True)
+    proc.wait()
+    msg = f"the {what} worker exited with {proc.returncode} before answering"
+    raise RuntimeError(msg)
+
+
+def run_worker(role: str, spec: dict[str, Any], timeout: float | None = None) -> tuple[dict[str, Any], float]:
+    """Run one worker to its end; its reply and the wall time from just before its start to the reply."""
+    started = time.time()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--worker", role, json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    assert proc.stdout is not None
+    try:
+        answer = read_reply(proc.stdout, proc, role)
+        proc.wait(timeout=timeout or 600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return answer, started
+
+
+class Serving:
+    """The serving reader process, driven one command at a time."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", "serve", json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+        self.ready = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        return read_reply(self.proc.stdout, self.proc, "serve")
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def quit(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self.ask(cmd="quit")
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def chroma_run(folder: Path) -> Iterator[tuple[str, int]]:
+    """A ``chroma run`` on 127.0.0.1 over ``folder/db``; the port is kept in ``folder/port`` (the server's keyword
+    copies in the user cache are keyed by host and port, so a reused --db finds its copies again)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = folder / "port"
+    port = int(saved.read_text()) if saved.is_file() else 0
+    if not port or not port_free(port):
+        port = free_port()
+        saved.write_text(str(port))
+    beside = Path(sys.executable).with_name("chroma")
+    chroma = str(beside) if beside.is_file() else (shutil.which("chroma") or "chroma")
+    log = (folder / "chroma.log").open("ab")
+    cmd = [chroma, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env())
+    log.close()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                msg = f"chroma run exited with {proc.returncode}; see {folder / 'chroma.log'}"
+                raise RuntimeError(msg)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                msg = "chroma run did not answer within 120 s"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+class Table:
+    """Rows ``| target | chunks | measure | value | target | meets it |``, printed as they come and at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[str] = []
+
+    def add(self, where: str, size: int, measure: str, value: str, goal: str = "", ok: bool | None = None) -> None:
+        verdict = "" if ok is None else ("pass" if ok else "FAIL")
+        row = f"| {where} | {size:,} | {measure} | {value} | {goal} | {verdict} |"
+        self.rows.append(row)
+        print(row, flush=True)
+
+    def print(self) -> None:
+        print("\n| store | chunks | measure | figure | target | meets it |")
+        print("|---|---:|---|---|---|---|")
+        print("\n".join(self.rows), flush=True)
+
+
+def new_doc(extra: list[str], word: str | None = None) -> tuple[str, str]:
+    source = f"scale-add-{secrets.token_hex(6)}"
+    text = extra.pop()
+    if word:
+        text = f"{text} The codename is {word}."
+    return source, text
+
+
+def probe_word() -> str:
+    letters = "bcdfghjklmnpqrstvwxz"
+    return "zq" + "".join(secrets.choice(letters) for _ in range(10))
+
+
+def measure(
+    target: str, size: int, spec: dict[str, Any], args: argparse.Namespace, table: Table, builds: dict[str, Any]
+) -> None:
+    key = f"{target}-{size}"
+    print(f"\n## {target}, {size:,} chunks ({spec['collection']})", flush=True)
+    built, _ = run_worker("build", {**spec, "size": size, "base": args.base})
+    if not built["skipped"]:
+        builds[key] = {
+            "rate": built["written"] / built["seconds"],
+            "written": built["written"],
+            "seconds": built["seconds"],
+            "batch": built["batch"],
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        if args.db:
+            (Path(args.db) / "builds.json").write_text(json.dumps(builds, indent=1))
+    b = builds.get(key)
+    if b:
+        note = "" if not built["skipped"] else f", recorded {b['when']}"
+        value = f"{b['rate']:,.0f} chunks/s ({b['written']:,} chunks in {b['seconds']:.0f} s{note})"
+    else:
+        value = "(built earlier, not recorded)"
+    table.add(target, size, f"ingest, precomputed vectors (ChunkStore.upsert, batches of {built['batch']:,})", value)
+    if args.encoder_chunks:
+        enc = args.encoder_rate.get(target)
+        if enc is None:
+            enc_reply, _ = run_worker("encoder", {**spec, "chunks": args.encoder_chunks})
+            enc = args.encoder_rate[target] = enc_reply["chunks"] / enc_reply["seconds"]
+        table.add(
+            target,
+            size,
+            f"ingest with the encoder (add_documents, {args.encoder_chunks:,}-chunk sample, extrapolated)",
+            f"{enc:,.1f} chunks/s -> {size / enc / 3600:,.1f} h for {size:,}",
+        )
+
+    questions = real_questions(args.queries + 20)
+    warm_qs, spare = questions[: args.queries], questions[args.queries :]
+    extra = unique_chunks(4, sentence_pool(), seed=secrets.randbelow(2**31) + 1000)
+
+    def fresh(label: str, goal: str | None) -> None:
+        answer, started = run_worker("fresh", {**spec, "question": spare.pop()})
+        total = answer["answered"] - started
+        imports = total - answer["open_s"] - answer["query_s"]
+        value = (
+            f"{total:.2f} s start -> answer (query alone {answer['query_s']:.2f} s, open {answer['open_s']:.2f} s, "
+            f"interpreter + imports {imports:.2f} s)"
+        )
+        table.add(target, size, label, value, goal or "", None if goal is None else total <= 5.0)
+
+    had_copy = keyword_disk(spec) > 0
+    fresh(
+        f"first hybrid query, fresh process #1 ({'a local keyword copy existed' if had_copy else 'no local copy'})",
+        None,
+    )
+
+    reader = Serving(spec)
+    added: list[str] = []
+    try:
+        reader.ask(cmd="query", mode="dense", q=spare.pop())
+        d1 = reader.ask(cmd="baseline", texts=unique_chunks(100, sentence_pool(), seed=777) + spare[:10] * 10)
+        k1 = reader.ask(cmd="query", mode="keyword", q=spare.pop())
+        reader.ask(cmd="query", mode="hybrid", q=spare.pop())
+        warm = reader.ask(cmd="warm", qs=warm_qs, modes=list(MODES))
+        times = warm["times"]
+        for mode, slow in warm["slowest"].items():
+            stages = ", ".join(f"{k} {v:.0f}" for k, v in slow["stages"].items())
+            print(f"  slowest warm {mode} query: {slow['ms']:.0f} ms ({stages})", flush=True)
+        table.add(
+            target,
+            size,
+            "the question's embedding p50 (in every mode; cached above)",
+            f"{pct(warm['embed'], 50):.1f} ms",
+        )
+        for mode in MODES:
+            p50, p99 = pct(times[mode], 50), pct(times[mode], 99)
+            if mode == "hybrid":
+                table.add(
+                    target,
+                    size,
+                    f"warm hybrid p50 / p99 ({len(warm_qs)} questions, each mode timed on each)",
+                    f"{p50:.1f} / {p99:.1f} ms",
+                    "<= 50 / <= 100 ms",
+                    p50 <= 50 and p99 <= 100,
+                )
+            else:
+                table.add(target, size, f"warm {mode} p50 / p99", f"{p50:.1f} / {p99:.1f} ms")
+        extra_ms = pct(times["hybrid"], 50) - pct(times["dense"], 50)
+        table.add(
+            target, size, "hybrid p50 minus dense p50", f"{extra_ms:+.1f} ms", "<= 10 ms (at 100k)", extra_ms <= 10
+        )
+        delta = warm["rss"] - d1["rss"]
+        table.add(
+            target,
+            size,
+            "keyword side's memory in the serving process (RSS after the warm queries minus before the first "
+            "keyword query)",
+            f"{mb(delta)} (first keyword query alone {mb(k1['rss'] - d1['rss'])}; index on disk {mb(warm['disk'])}; "
+            f"process RSS {mb(warm['rss'])}, peak {mb(warm['peak'])})",
+            "<= 1 GB",
+            delta <= 1e9,
+        )
+        warm_p50 = pct(times["hybrid"], 50)
+
+        # 4. one document written by another process (embedded: by the reader itself), then the reader's next query
+        source, text = new_doc(extra)
+        added.append(source)
+        if target == "server":
+            wrote, _ = run_worker("write", {**spec, "source": source, "text": text})
+            how = "another process wrote one document"
+        else:
+            wrote = reader.ask(cmd="add", source=source, text=text)
+            how = "one document written (same process: one process per embedded folder)"
+        after = reader.ask(cmd="query", mode="hybrid", q=spare.pop())
+        table.add(
+            target,
+            size,
+            f"first hybrid query after {how}, minus warm p50",
+            f"{after['ms'] - warm_p50:+,.0f} ms ({after['ms']:,.0f} ms; the write took {wrote['write_s']:.2f} s)",
+            "<= +100 ms",
+            after["ms"] - warm_p50 <= 100,
+        )
+
+        # 5. write -> visible to keyword search in another process
+        word = probe_word()
+        source, text = new_doc(extra, word)
+        added.append(source)
+        timeout = max(60.0, size / 2000)
+        if target == "server":
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--worker", "write", json.dumps({**spec, "source": source, "text": text})],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=child_env(),
+            )
+            assert proc.stdout is not None
+            wrote = read_reply(proc.stdout, proc, "write")
+            polled = reader.ask(cmd="poll", q=word, source=source, timeout=timeout)
+            proc.wait()
+            how = "another process"
+        else:
+            wrote = reader.ask(cmd="add", source=source, text=text)
+            polled = reader.ask(cmd="poll", q=word, source=source, timeout=timeout)
+            how = "the same process (one process per embedded folder)"
+        if polled["found"] is None:
+            value, ok = f"not visible within {timeout:.0f} s ({polled['polls']} polls)", False
+        else:
+            seen = polled["found"] - wrote["returned"]
+            value, ok = f"{seen:.2f} s ({polled['polls']} keyword searches)", seen <= 2.0
+        table.add(target, size, f"write -> visible to keyword search in {how}", value, "<= 2 s", ok)
+    finally:
+        reader.quit()
+
+    fresh("first hybrid query, fresh process #2 (after the reader exited: local copy + catch-up)", "<= 5 s")
+
+    if added:  # the collection keeps its size for the next run on --db
+        cleaner = Serving(spec)
+        try:
+            cleaner.ask(cmd="delete", sources=added)
+        finally:
+            cleaner.quit()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000", help="comma-separated chunk counts (1000000 for 1M)")
+    ap.add_argument("--targets", default="embedded,server", help="embedded, server or both")
+    ap.add_argument("--db", default=None, help="folder that keeps the collections between runs (default: a temp one)")
+    ap.add_argument("--base", type=int, default=2000, help="chunks embedded for real (the rest are neighbours)")
+    ap.add_argument("--queries", type=int, default=200, help="warm questions per mode")
+    ap.add_argument("--encoder-chunks", type=int, default=2000, help="add_documents sample (0: skip)")
+    ap.add_argument("--worker", nargs=2, metavar=("ROLE", "SPEC"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        role, spec = args.worker
+        WORKERS[role](json.loads(spec))
+        return 0
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    for t in targets:
+        if t not in ("embedded", "server"):
+            ap.error(f"unknown target {t!r}: embedded or server")
+    root = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="shortlist-scale-"))
+    root.mkdir(parents=True, exist_ok=True)
+    builds_file = root / "builds.json"
+    builds: dict[str, Any] = json.loads(builds_file.read_text()) if builds_file.is_file() else {}
+    args.encoder_rate = {}
+    table = Table()
+    print(
+        f"Scale benchmark: sizes {', '.join(f'{s:,}' for s in sizes)}; {', '.join(targets)}; folders in {root}; "
+        f"{psutil.cpu_count()} cores, shared with other jobs",
+        flush=True,
+    )
+    try:
+        for target in targets:
+            if target == "server":
+                with chroma_run(root / "server") as (host, port):
+                    for size in sizes:
+                        spec = {"target": "server", "host": host, "port": port, "collection": f"scale-{size}"}
+                        measure(target, size, spec, args, table, builds)
+            else:
+                for size in sizes:
+                    spec = {
+                        "target": "embedded",
+                        "path": str(root / "embedded"),
+                        "host": None,
+                        "port": None,
+                        "collection": f"scale-{size}",
+                    }
+                    measure(target, size, spec, args, table, builds)
+    finally:
+        table.print()
+        if not args.db:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
