@@ -1,0 +1,216 @@
+"""shortlist.distributed on a real local Ray instance (2 CPUs, no dashboard, loopback) and a real ``chroma run``.
+
+One small corpus (a BEIR folder and Markdown files, 50 chunks) is indexed once by the single-process
+``shortlist index`` and then on Ray; the distributed collection must hold the same chunk ids, texts, metadata and
+vectors. A second distributed run embeds nothing; a run whose actor is SIGKILLed mid-run ends with every chunk
+stored once. Ray itself is the one from the ``distributed`` extra, started once for the module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from shortlist import Encoder
+from shortlist.cli import cli
+from shortlist.corpus import docstring_documents
+from shortlist.distributed import DistributedReport, index
+from shortlist.distributed.runner import import_ray
+from shortlist.store import ChunkStore
+
+pytestmark = pytest.mark.server
+
+MODULES = ["bisect", "fnmatch", "heapq", "base64"]
+DOCUMENTS = 40  # their documents: 30 in the BEIR folder, 10 Markdown files; 50 chunks
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BEIR folder (corpus.jsonl with titles, queries.jsonl) and Markdown notes: 40 documents, 50 chunks."""
+    root = tmp_path_factory.mktemp("corpus")
+    docs = docstring_documents(MODULES)
+    assert len(docs) == DOCUMENTS
+    beir = root / "beir"
+    beir.mkdir()
+    with (beir / "corpus.jsonl").open("w") as handle:
+        for d in docs[:30]:
+            line = {"_id": d.id, "title": d.metadata["title"], "text": d.text, "kind": d.metadata["kind"]}
+            handle.write(json.dumps(line) + "\n")
+    (beir / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "parse json"}) + "\n")
+    notes = root / "notes"
+    notes.mkdir()
+    for i, d in enumerate(docs[30:]):
+        (notes / f"note-{i:02d}.md").write_text(d.text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[Any]:
+    """A local Ray instance for the module: 2 CPUs, no dashboard, bound to 127.0.0.1 (see import_ray)."""
+    ray = import_ray()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _rows(host: str, port: int, name: str, encoder: Encoder) -> dict[str, tuple[str, dict[str, Any], np.ndarray]]:
+    store = ChunkStore(name, host=host, port=port, encoder=encoder)
+    out = {}
+    for page in store.iter_chunks(include_text=True, include_embeddings=True):
+        for c in page:
+            assert c.embedding is not None
+            out[c.id] = (c.text, dict(c.metadata), c.embedding)
+    return out
+
+
+@pytest.fixture(scope="module")
+def single(
+    corpus: Path, chroma_server: tuple[str, int], encoder: Encoder
+) -> dict[str, tuple[str, dict[str, Any], np.ndarray]]:
+    """The corpus indexed by the single-process `shortlist index` into collection ``single-process``."""
+    host, port = chroma_server
+    url = f"http://{host}:{port}"
+    args = ["index", str(corpus), "--chroma-url", url, "-c", "single-process", "--backend", "onnx", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return _rows(host, port, "single-process", encoder)
+
+
+def test_same_chunks_as_shortlist_index_and_a_rerun_embeds_nothing(
+    corpus: Path,
+    chroma_server: tuple[str, int],
+    encoder: Encoder,
+    ray_local: Any,
+    single: dict[str, tuple[str, dict[str, Any], np.ndarray]],
+) -> None:
+    host, port = chroma_server
+    url = f"http://{host}:{port}"
+    args = ["index", str(corpus), "--chroma-url", url, "-c", "on-ray", "--backend", "onnx", "--json"]
+    result = CliRunner().invoke(cli, [*args, "--actors", "2", "--batch-size", "8", "--ray"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["documents"] == DOCUMENTS
+    assert summary["added"] == summary["chunks"] == len(single) == summary["total_chunks"]
+    assert sum(w["chunks"] for w in summary["workers"]) == len(single)
+
+    dist = _rows(host, port, "on-ray", encoder)
+    assert set(dist) == set(single)
+    for cid, (text, meta, vec) in single.items():
+        assert dist[cid][0] == text
+        assert dist[cid][1] == meta
+        assert float(np.dot(dist[cid][2], vec)) >= 0.9999, cid
+
+    again = index([corpus], collection="on-ray", host=host, port=port, actors=2, batch_size=8, backend="onnx")
+    assert (again.added, again.skipped, again.chunks) == (0, len(single), len(single))
+    assert again.embed_s == 0.0 and again.total_chunks == len(single)
+
+
+def _ray_processes() -> dict[int, str]:
+    import psutil
+
+    found = {}
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["name"] in ("raylet", "gcs_server") or cmdline.startswith("ray::") or "/ray/" in cmdline:
+            found[int(proc.info["pid"])] = proc.info["name"]
+    return found
+
+
+def test_a_local_instance_listens_on_loopback_only(ray_local: Any) -> None:
+    import psutil
+
+    ray_local.get(ray_local.remote(lambda: 1).remote())  # a worker process up too
+    pids = {**_ray_processes(), os.getpid(): "driver"}
+    listening = [
+        (pids[c.pid], c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
+    assert any(name in ("raylet", "gcs_server") for name, _, _ in listening), listening
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for _, ip, _ in listening), listening
+
+
+def _actor_pids() -> list[int]:
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "IndexWorker" in cmdline:
+            pids.append(int(proc.info["pid"]))
+    return pids
+
+
+def test_an_actor_killed_mid_run_leaves_no_duplicate_and_nothing_missing(
+    corpus: Path,
+    chroma_server: tuple[str, int],
+    encoder: Encoder,
+    ray_local: Any,
+    single: dict[str, tuple[str, dict[str, Any], np.ndarray]],
+) -> None:
+    host, port = chroma_server
+    first_batch = threading.Event()
+    reports: list[DistributedReport] = []
+    errors: list[BaseException] = []
+
+    def progress(report: DistributedReport) -> None:
+        reports.append(report)
+        first_batch.set()
+
+    def run() -> None:
+        try:
+            index([corpus], collection="killed", host=host, port=port, actors=2, batch_size=4, progress=progress)
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert first_batch.wait(180), "no batch finished"
+    before = _actor_pids()
+    assert before, "no IndexWorker actor process found"
+    os.kill(before[0], signal.SIGKILL)
+    thread.join(300)
+    assert not thread.is_alive() and not errors, errors
+
+    final = reports[-1]
+    assert final.documents == DOCUMENTS  # every batch counted once: a retried batch reports its successful attempt only
+    # Ray restarted the killed actor (a new process) and ran its batches there.
+    assert {int(w.worker.rsplit(":", 1)[1]) for w in final.workers} - set(before)
+    stored = _rows(host, port, "killed", encoder)
+    assert set(stored) == set(single)  # nothing missing, nothing extra (Chroma ids are unique: no duplicate)
+    assert ChunkStore("killed", host=host, port=port, encoder=encoder).count() == len(single)
+    assert {cid: t for cid, (t, _, _) in stored.items()} == {cid: t for cid, (t, _, _) in single.items()}
+
+
+def test_ray_needs_a_server_and_the_extra(corpus: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["index", str(corpus), "--db", str(tmp_path / "db"), "--ray"])
+    assert result.exit_code == 2 and "--ray writes to a Chroma server" in result.output
+    result = runner.invoke(cli, ["index", str(corpus), "--actors", "2", "--db", str(tmp_path / "db")])
+    assert result.exit_code == 2 and "--actors goes with --ray" in result.output
+    # Without Ray installed (a `ray` that fails to import, first on the path): one line naming the extra.
+    fake = tmp_path / "no-ray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    command = [sys.executable, "-m", "shortlist", "index", str(corpus), "--chroma-url", "http://127.0.0.1:9", "--ray"]
+    started = time.monotonic()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'shortlist[distributed]'" in lines[0], proc.stderr
+    assert time.monotonic() - started < 120
