@@ -196,6 +196,33 @@ class ChromaServer:
     def __str__(self) -> str:
         return self.url
 
+    def explain(self, exc: BaseException) -> str:
+        """The message of a failure to use this server, naming it (and, when it could not be reached, what to check).
+
+        ``str(exc)`` unchanged if it names the server already.
+        """
+        message = " ".join(str(exc).split()).rstrip(".")
+        if f"{self.host}:{self.port}" in message or self.url in message:
+            return message
+        if _unreachable(exc):
+            return f"{message}: the Chroma server at {self.url} cannot be reached. Is `chroma run` running there?"
+        return f"{message} (Chroma server at {self.url})."
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a failed connection or a timeout."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = type(current).__name__
+        if isinstance(current, (ConnectionError, TimeoutError)) or (
+            type(current).__module__.startswith(("httpx", "httpcore")) and ("Connect" in name or "Timeout" in name)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
 
 def parse_chroma_url(url: str, *, name: str = "The Chroma URL") -> ChromaServer:
     """The host and port of a Chroma server's URL: ``http://host:port``, ``host:port`` or ``host`` (port 8000).

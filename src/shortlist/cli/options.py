@@ -30,7 +30,7 @@ from shortlist.config import (
     resolve_chroma_location,
     resolve_chroma_path,
 )
-from shortlist.errors import ConfigError
+from shortlist.errors import ConfigError, StoreError
 from shortlist.search.options import SEARCH_MODES
 
 if TYPE_CHECKING:
@@ -228,7 +228,12 @@ def database_options(*, help: str = DATABASE_HELP) -> Decorator:  # noqa: A002
                 if url is None:
                     raise  # the environment's (one line, from the group)
                 raise click.BadParameter(str(exc), param_hint="--chroma-url") from exc
-            return func(*args, db=Database(location), **kwargs)
+            try:
+                return func(*args, db=Database(location), **kwargs)
+            except StoreError as exc:
+                if type(exc) is not StoreError or not isinstance(location, ChromaServer):
+                    raise
+                raise StoreError(location.explain(exc)) from exc  # one line that names the server
 
         return wrapper  # type: ignore[return-value]
 

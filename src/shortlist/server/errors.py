@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shortlist.batching import BatcherBusyError
+from shortlist.config import ChromaServer
 from shortlist.errors import EmbeddingModelMismatchError, ShortlistError, StoreError
 
 __all__ = ["ErrorResponses", "ApiError", "api_error", "error_body", "install_error_handlers", "status_of"]
@@ -30,7 +31,10 @@ ErrorResponses: dict[int | str, dict[str, Any]] = {
     401: {"description": "The API key is missing or wrong (only when SHORTLIST_API_KEY is set)."},
     404: {"description": "Unknown model or collection."},
     413: {"description": "The request body is over the server's limit."},
-    503: {"description": "The embedding queue is full: retry after `Retry-After` seconds."},
+    503: {
+        "description": "The embedding queue is full (retry after `Retry-After` seconds), or the Chroma database "
+        "cannot be read (a Chroma server that is down: `error` names it; searches work again once it is back)."
+    },
 }
 
 _OPENAI_TYPES = {
@@ -88,8 +92,9 @@ def status_of(exc: ShortlistError) -> int:
     return 400
 
 
-def api_error(exc: ShortlistError, *, param: str | None = None) -> ApiError:
-    """``exc`` as the :class:`ApiError` the client gets (status from :func:`status_of`)."""
+def api_error(exc: ShortlistError, *, param: str | None = None, server: ChromaServer | None = None) -> ApiError:
+    """``exc`` as the :class:`ApiError` the client gets (status from :func:`status_of`); a store failure on a
+    Chroma ``server`` names it (and, when it cannot be reached, says to check that it runs)."""  # noqa: D205, D209
     status = status_of(exc)
     message = str(exc)
     headers = None
@@ -97,7 +102,7 @@ def api_error(exc: ShortlistError, *, param: str | None = None) -> ApiError:
         headers = {"Retry-After": "1"}
     elif isinstance(exc, StoreError) and not isinstance(exc, EmbeddingModelMismatchError):
         prefix = "Chroma refused the request" if status == 400 else "The collection could not be searched"
-        message = f"{prefix}: {exc}"
+        message = f"{prefix}: {exc if server is None or status == 400 else server.explain(exc)}"
     return ApiError(status, message, param=param, headers=headers)
 
 
@@ -133,7 +138,9 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _shortlist_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShortlistError)
-    return await _api_error(request, api_error(exc))
+    service = getattr(request.app.state, "service", None)
+    server = getattr(service, "db", None)
+    return await _api_error(request, api_error(exc, server=server if isinstance(server, ChromaServer) else None))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

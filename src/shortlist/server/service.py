@@ -212,7 +212,8 @@ class Service:
             try:
                 found = Prefilter(name, **self.store_kwargs(), encoder=self.encoder)
             except ShortlistError as exc:
-                raise api_error(exc, param="collection") from exc
+                server = self.db if isinstance(self.db, ChromaServer) else None
+                raise api_error(exc, param="collection", server=server) from exc
             self._prefilters[name] = found
             return found
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shortlist import __version__
+from shortlist.config import ChromaServer
 from shortlist.errors import StoreError
 from shortlist.server.models import HealthResponse
 from shortlist.server.service import ServiceDep
@@ -46,7 +47,7 @@ async def health(service: ServiceDep) -> dict[str, Any]:
     try:
         sizes = await run_in_threadpool(service.collection_sizes)
     except StoreError as exc:
-        sizes, store_error = {}, str(exc)
+        sizes, store_error = {}, service.db.explain(exc) if isinstance(service.db, ChromaServer) else str(exc)
     encoder = service.encoder
     batcher = service.batcher
     return {
