@@ -88,22 +88,25 @@ def test_dense_side_empty_gives_the_keyword_order(en: tuple[Prefilter, list[tupl
     assert [i for i, _ in convex(question, [], keyword, weight=0.9)] == [i for i, _ in keyword]
 
 
-def test_calibration_is_saved_reloaded_and_redone_when_the_collection_changes(
+def test_calibration_is_saved_reloaded_and_redone_when_the_collection_changed_materially(
     tmp_path: Path, shared_data: Path, encoder: Encoder
 ) -> None:
     docs, _ = _xquad(shared_data, "en")
     pf = Prefilter("persisted", path=tmp_path, encoder=encoder, chunk_tokens=126)
-    pf.add_documents(docs[:20])
+    pf.add_documents(docs[:20])  # the ingest computes the calibration (it had none)
+    folder = pf._keywords.folder
+    assert folder is not None and folder.parent == tmp_path / "shortlist-keyword"
     first = pf.calibration()
-    saved = Calibration.load(tmp_path / "shortlist-keyword" / "persisted")
-    assert saved == first and first.fingerprint == pf.keyword_index().fingerprint
+    assert Calibration.load(folder) == first and first.probes
+    pf.add_documents(docs[20:21])  # one passage more: far below 10% of the chunks, the weights stay
+    assert pf.calibration() == first
+    pf.close()
     again = Prefilter("persisted", path=tmp_path, encoder=encoder, chunk_tokens=126)
-    assert again.calibration() == first  # reloaded, not recomputed (same seconds recorded)
-    again.add_documents(docs[20:24])
+    assert again.calibration() == first  # reloaded from the folder, not recomputed (same seconds recorded)
+    again.add_documents(docs[21:30])  # nine more passages: over 10% of the chunks since the calibration
     redone = again.calibration()
-    assert redone.fingerprint != first.fingerprint
-    assert redone.fingerprint == again.keyword_index().fingerprint
-    assert Calibration.load(tmp_path / "shortlist-keyword" / "persisted") == redone
+    assert redone != first and Calibration.load(folder) == redone
+    again.close()
 
 
 def test_hybrid_is_the_default_everywhere(

@@ -1,88 +1,212 @@
-"""KeywordCache over an in-memory collection: built once, rebuilt when the collection changes, saved and reloaded
-with its calibration (real BM25, no model, no Chroma)."""
+"""The keyword side following the store: the change journal and KeywordCache over a real embedded Chroma (no model:
+the store only reads the encoder's name and dimension; vectors are random unit vectors).
+
+The same behaviour across real processes and a real `chroma run` is in tests/integration/test_live_hybrid.py.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from shortlist.keywords import INDEX_VERSION, Calibration, KeywordCache, KeywordIndex
-from shortlist.keywords.cache import ids_fingerprint, keyword_folder
+from shortlist import Encoder
+from shortlist.keywords import Calibration
+from shortlist.keywords import cache as cache_module
+from shortlist.keywords.cache import MATERIAL_CHANGE, KeywordCache, keyword_folder
+from shortlist.keywords.segments import LiveKeywordIndex
+from shortlist.store import ChunkRecord, ChunkStore
+from shortlist.store.journal import DONE, INTENT, Journal, is_journal_name, journal_name, key_time
 
 
-@dataclass
-class _Chunk:
-    id: str
-    text: str
+def _vectors(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, 384)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-class _Collection:
-    def __init__(self, path: Path | None) -> None:
-        self.name = "col"
-        self.path = path
-        self.rows = {"a": "cats purr softly", "b": "dogs bark loudly", "c": "birds sing at dawn"}
-        self.builds = 0
-
-    def count(self) -> int:
-        return len(self.rows)
-
-    def ids(self, *, page: int = 2000) -> list[str]:
-        return list(self.rows)
-
-    def iter_chunks(self) -> Iterator[list[_Chunk]]:
-        self.builds += 1
-        yield [_Chunk(i, t) for i, t in self.rows.items()]
+def _records(texts: dict[str, str]) -> list[ChunkRecord]:
+    return [ChunkRecord(source=src, chunk=0, text=text, tokens=len(text.split())) for src, text in texts.items()]
 
 
-def test_fingerprint_and_folder() -> None:
-    assert ids_fingerprint(["b", "a"]) == ids_fingerprint(["a", "b"]) != ids_fingerprint(["a"])
-    assert ids_fingerprint([]).startswith(INDEX_VERSION + ":")
-    assert keyword_folder(None, "x") is None
-    assert keyword_folder(Path("/db"), "x") == Path("/db/shortlist-keyword/x")
+def _write(store: ChunkStore, texts: dict[str, str]) -> list[ChunkRecord]:
+    recs = _records(texts)
+    store.upsert(recs, _vectors(len(recs), seed=len(store.ids())))
+    return recs
 
 
-def test_index_is_built_once_and_rebuilt_on_change() -> None:
-    col = _Collection(None)
-    cache = KeywordCache(col)
-    first = cache.index()
-    assert cache.index() is first and col.builds == 1
-    assert [i for i, _ in first.search("barking dogs", 3)] == ["b"]
-    cache.touch()  # a write with the same ids: the hash is checked, the index kept
-    assert cache.index() is first and col.builds == 1
-    col.rows["d"] = "fish swim and dogs watch"
-    second = cache.index()  # the count changed
-    assert second is not first and col.builds == 2
-    assert {i for i, _ in second.search("dogs", 5)} == {"b", "d"}
-    assert cache.refresh() is second  # checked again: same ids, same index
+def _found(cache: KeywordCache, query: str, n: int = 10) -> set[str]:
+    return {i for i, _ in cache.search(query, n)}
 
 
-def test_saved_and_reloaded_with_the_calibration(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    col = _Collection(tmp_path)
-    computed: list[str] = []
+BASE = {"a": "cats purr softly", "b": "dogs bark loudly", "c": "birds sing at dawn"}
 
-    def compute(index: KeywordIndex) -> Calibration:
-        computed.append(index.fingerprint)
-        return Calibration(fingerprint=index.fingerprint, weights={"latin": 0.42})
 
-    cache = KeywordCache(col)
-    cal = cache.calibration(compute)
-    assert cal.weights == {"latin": 0.42} and len(computed) == 1
-    assert cache.calibration(compute) is cal and len(computed) == 1
-    folder = tmp_path / "shortlist-keyword" / "col"
-    assert (folder / "shortlist-ids.json").is_file() and (folder / "calibration.json").is_file()
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ChunkStore]:
+    s = ChunkStore("col", path=tmp_path / "db", encoder=Encoder.shared())
+    yield s
+    s.close()
 
-    log = logging.getLogger("test.keywords")
-    with caplog.at_level(logging.INFO, logger="test.keywords"):
-        again = KeywordCache(col, log=log)
-        assert again.calibration(compute) == cal  # reloaded: not computed again
-    assert len(computed) == 1 and col.builds == 1
-    assert any("Loaded the keyword index" in r.message and r.name == "test.keywords" for r in caplog.records)
 
-    col.rows["e"] = "a new chunk about owls"
-    redone = again.calibration(compute)
-    assert len(computed) == 2 and redone.fingerprint == again.index().fingerprint != cal.fingerprint
-    assert Calibration.load(folder) == redone
+def test_journal_entries_are_ordered_and_hidden(tmp_path: Path, store: ChunkStore) -> None:
+    journal = store.journal
+    assert journal is not None and journal.name == journal_name("col") and is_journal_name(journal.name)
+    recs = _write(store, BASE)
+    entries = journal.since(0)
+    assert [e.kind for e in entries] == [INTENT, DONE]
+    assert set(entries[0].ids) == {r.id for r in recs} and entries[1].done == (entries[0].key,)
+    assert entries[0].key < entries[1].key and key_time(entries[0].key) == entries[0].t
+    store.delete(source="a")
+    assert [e.kind for e in journal.since(0)] == [INTENT, DONE, INTENT, DONE]
+    assert journal.since(int(time.time() * 1000) + 60_000) == []
+    assert journal.get([entries[0].key])[0].ids == entries[0].ids
+    # The journal is not a collection of chunks: listings skip it, dropping the collection drops it too.
+    assert ChunkStore.list_collections(path=tmp_path / "db") == {"col": 2}
+    assert ChunkStore.drop_collection("col", path=tmp_path / "db") is True
+    names = [c.name for c in store.client.list_collections()]
+    assert journal.name not in names and "col" not in names
+    assert Journal(store.client, "x" * 505).name.endswith(".shortlist-journal")  # a long name stays valid
+
+
+def test_own_writes_are_seen_at_once_and_the_copy_reopens_without_a_rebuild(
+    tmp_path: Path, store: ChunkStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write(store, BASE)
+    cache = KeywordCache(store)
+    assert _found(cache, "barking dogs") == {store.ids_of_sources(["b"]).pop()}
+    folder = cache.folder
+    assert folder == keyword_folder(store) == tmp_path / "db" / "shortlist-keyword" / f"col-{store.collection_id}"
+    _write(store, {"d": "fish swim while dogs watch"})  # applied before upsert returns
+    assert len(_found(cache, "dogs")) == 2
+    store.delete(source="b")
+    assert len(_found(cache, "dogs")) == 1 and len(cache.index()) == 3
+    cache.close()
+    # Written while no cache was open: a new one opens the folder and catches up from the journal.
+    _write(store, {"e": "owls hunt at night"})
+    store.delete(source="a")
+    with caplog.at_level(logging.INFO, logger="shortlist.keywords.cache"):
+        again = KeywordCache(store)
+        assert _found(again, "owls") and not _found(again, "cats purr")
+    assert not any("Built the keyword index" in r.message for r in caplog.records)
+    assert sorted(again.index().ids()) == sorted(store.ids())
+    again.close()
+
+
+def test_plain_client_writes_are_caught_by_refresh(store: ChunkStore) -> None:
+    recs = _write(store, BASE)
+    cache = KeywordCache(store)
+    assert _found(cache, "cats")
+    # A plain chromadb client adds one chunk and rewrites another's text under the same id: no journal entry.
+    store.collection.add(ids=["plain"], embeddings=_vectors(1, 9), documents=["zebras graze"], metadatas=[{"x": 1}])
+    store.collection.update(ids=[recs[0].id], documents=["lions roar"], embeddings=_vectors(1, 8))
+    assert not _found(cache, "zebras") and _found(cache, "cats")
+    cache.refresh()
+    assert _found(cache, "zebras") == {"plain"} and _found(cache, "lions") == {recs[0].id}
+    assert not _found(cache, "cats")
+    cache.close()
+
+
+def test_an_intent_without_its_done_is_applied_after_the_pending_time(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(store, BASE)
+    cache = KeywordCache(store)
+    cache.index()
+    monkeypatch.setattr(cache_module, "PENDING_SECONDS", 0.3)
+    # A writer that died after its write reached Chroma but before its done entry: only the intent is there.
+    journal = Journal(store.client, "col")
+    journal.intend(["ghost"])
+    store.collection.add(ids=["ghost"], embeddings=_vectors(1, 5), documents=["ghost story"], metadatas=[{"x": 1}])
+    cache.catch_up()
+    assert not _found(cache, "ghost")  # waiting for the done
+    time.sleep(0.35)
+    cache.catch_up()
+    assert _found(cache, "ghost") == {"ghost"}
+    # Another writer's complete batch is applied at once.
+    other = ChunkStore("col", client=store.client, encoder=Encoder.shared())
+    other.collection.add(ids=["late"], embeddings=_vectors(1, 6), documents=["late owl"], metadatas=[{"x": 1}])
+    assert other.journal is not None
+    other.journal.done(other.journal.intend(["late"]))
+    cache.catch_up()
+    assert _found(cache, "owl") == {"late"}
+    cache.close()
+
+
+def test_a_second_cache_on_the_folder_follows_and_takes_over(store: ChunkStore) -> None:
+    _write(store, BASE)
+    first = KeywordCache(store)
+    first.index()
+    second = KeywordCache(store)  # the folder's writer is taken: it reads what the first commits
+    second.index()
+    assert first.is_applier and not second.is_applier
+    _write(store, {"d": "ferrets tunnel"})
+    assert _found(first, "ferrets") and not _found(second, "ferrets")
+    second._tick()  # what its thread does every poll
+    assert _found(second, "ferrets")
+    first.close()
+    second._tick()  # the applier is gone: it takes the writer over
+    assert second.is_applier
+    _write(store, {"e": "moles dig"})
+    assert _found(second, "moles")
+    second.close()
+
+
+def test_shared_gives_one_cache_per_folder_in_a_process(store: ChunkStore, tmp_path: Path) -> None:
+    twin = ChunkStore("col", path=tmp_path / "db", encoder=Encoder.shared())
+    a, b = KeywordCache.shared(store), KeywordCache.shared(twin)
+    assert a is b
+    a.index()
+    _write(twin, {"x": "pelicans dive"})  # a write through the other store is heard too
+    assert _found(a, "pelicans")
+    a.close()
+    assert not a._stop.is_set()  # one user left
+    b.close()
+    assert a._stop.is_set() and KeywordCache.shared(store) is not a
+    twin.close()
+
+
+def test_calibration_is_kept_until_the_collection_changed_materially(store: ChunkStore) -> None:
+    texts = {f"s{i}": f"sentence number {i} about topic{i}" for i in range(40)}
+    _write(store, texts)
+    cache = KeywordCache(store)
+    computed: list[int] = []
+
+    def compute(index: LiveKeywordIndex) -> Calibration:
+        computed.append(len(index))
+        return Calibration(weights={"latin": (0.41, 0.42, 0.43)[len(computed) - 1]})
+
+    # A query never computes it: the priors, and one computed in the background.
+    assert cache.current_calibration(compute) == Calibration()
+    assert cache.wait_calibrated() and computed == [40]
+    first = cache.current_calibration(compute)
+    assert first.weights == {"latin": 0.41}
+    few = int(MATERIAL_CHANGE * 40) - 1
+    _write(store, {f"n{i}": f"new sentence {i}" for i in range(few)})
+    cache.after_ingest(compute)
+    assert cache.calibration(compute) is first and computed == [40]  # under 10%: kept
+    _write(store, {"m0": "one more", "m1": "and another"})
+    cache.after_ingest(compute)  # now 10% or more since it was computed: recomputed by the ingest
+    assert computed == [40, 40 + few + 2] and cache.calibration(compute).weights == {"latin": 0.42}
+    folder = cache.folder
+    cache.close()
+    assert folder is not None and Calibration.load(folder) == Calibration(weights={"latin": 0.42})
+    again = KeywordCache(store)
+    assert again.calibration(compute).weights == {"latin": 0.42} and len(computed) == 2  # reloaded
+    again.close()
+
+
+def test_an_incompatible_folder_is_rebuilt(store: ChunkStore) -> None:
+    _write(store, BASE)
+    cache = KeywordCache(store)
+    folder = cache.folder
+    assert folder is not None
+    cache.index()
+    cache.close()
+    (folder / "shortlist-segments.json").write_text('{"format": "segments-0/old"}')
+    again = KeywordCache(store)
+    assert _found(again, "cats") and LiveKeywordIndex.is_compatible(folder)
+    again.close()

@@ -502,6 +502,15 @@ class LiveKeywordIndex:
             for address, value in zip(addresses, values, strict=True)
         }
 
+    def ids(self) -> list[str]:
+        """Every live document's id, in no particular order (for reconciliation: reads each stored id once)."""
+        view = self._view
+        if not view.live:
+            return []
+        searcher = view.searcher
+        hits = searcher.search(self._tantivy.Query.all_query(), view.live, count=False).hits
+        return [str(searcher.doc(address).get_first(_ID)) for _, address in hits]
+
     def doc_freq(self, term: str) -> int:
         """Number of live documents holding ``term`` (a BM25 term, as :func:`tokenize` makes them)."""
         return self._view.term_stats(term)[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -30,12 +30,19 @@ from shortlist.search.fusion import convex
 
 if TYPE_CHECKING:
     from shortlist.encoder import Encoder
-    from shortlist.keywords.bm25 import KeywordIndex
     from shortlist.store import ChunkStore
 
 __all__ = ["DenseSearch", "calibrate", "calibrate_collection"]
 
 logger = logging.getLogger(__name__)
+
+class KeywordIndex(Protocol):
+    """What the calibration asks of a keyword index (``KeywordIndex`` and ``LiveKeywordIndex`` both answer)."""
+
+    def search(self, query_text: str, k: int, /) -> Sequence[tuple[str, float]]: ...
+
+    def score_texts(self, query_text: str, texts: Sequence[str], /) -> Any: ...
+
 
 #: ``(query vector, n) -> [(id, cosine)]`` best first, over the collection.
 DenseSearch = Callable[[np.ndarray[Any, np.dtype[np.float32]], int], list[tuple[str, float]]]
@@ -137,11 +144,11 @@ def calibrate_collection(store: ChunkStore, encoder: Encoder, index: KeywordInde
     The probes come from up to :data:`~shortlist.keywords.calibration.PROBE_POOL` chunks drawn with a fixed seed;
     the result carries the index's fingerprint.
     """
-    pool = [(c.id, c.source, c.text) for c in store.get(probe_pool_ids(index.ids, PROBE_POOL))]
+    pool = [(c.id, c.source, c.text) for c in store.get(probe_pool_ids(store.ids(page=20_000), PROBE_POOL))]
     return calibrate(
         pool,
         index,
         encoder,
         lambda vec, n: [(c.id, float(c.score or 0.0)) for c in store.query(vec, n)],
-        fingerprint=index.fingerprint,
+        fingerprint=str(getattr(index, "position", None) or getattr(index, "fingerprint", "")),
     )

@@ -47,11 +47,9 @@ class StoreSource:
         self, text: str, n: int, *, where: Mapping[str, Any] | None, where_document: Mapping[str, Any] | None
     ) -> list[tuple[str, float]]:
         """The ``n`` best ``(id, bm25)`` pairs; with filters, ranked among the chunks they let through (exact)."""
-        index = self.keywords.index()
         if where is None and where_document is None:
-            return index.search(text, n)
-        allowed = set(self.store.ids(where=where, where_document=where_document))
-        return index.search(text, n, allowed=allowed)
+            return self.keywords.search(text, n)
+        return self.keywords.search(text, n, self.store.ids(where=where, where_document=where_document))
 
     def chunks(self, ids: Sequence[str], *, with_text: bool) -> Sequence[StoredChunk]:
         """The chunks with these ids that still exist, with their vectors."""

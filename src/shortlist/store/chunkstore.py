@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,7 @@ class ChunkStore(PagedReads):
             raise
         self._fields = FieldRegistry(self.client, self.collection, self._lock)
         self._journal: Journal | None = None
+        self._journal_lock = threading.Lock()
         self._listeners: list[Callable[[Sequence[str], Sequence[str]], None]] = []
         try:
             self.max_batch_size = int(self.client.get_max_batch_size())
@@ -266,7 +268,7 @@ class ChunkStore(PagedReads):
         """  # noqa: D205
         if self.kind == "memory":
             return None
-        with self._lock:
+        with self._journal_lock:  # not the write lock: readers of the journal run beside this store's writes
             if self._journal is None:
                 self._journal = Journal(self.client, self.name)
             return self._journal
@@ -283,15 +285,22 @@ class ChunkStore(PagedReads):
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _changed(self, ids: Sequence[str], intents: Sequence[str]) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(ids, intents)
-            except Exception:  # a listener's failure must not turn a landed write into an error
-                logger.exception("A change listener of %s failed", self)
+    def _changed(self, notes: Sequence[tuple[Sequence[str], Sequence[str]]]) -> None:
+        """Tell the listeners about writes (called after the write lock is released: a listener may read)."""
+        for ids, intents in notes:
+            for listener in list(self._listeners):
+                try:
+                    listener(ids, intents)
+                except Exception:  # a listener's failure must not turn a landed write into an error
+                    logger.exception("A change listener of %s failed", self)
 
-    def _journaled(self, ids: Sequence[str], write: Callable[[], object]) -> None:
-        """Run ``write`` (one Chroma call over ``ids``) between the journal's intent and done entries."""
+    def _journaled(
+        self, ids: Sequence[str], write: Callable[[], object], notes: list[tuple[Sequence[str], Sequence[str]]]
+    ) -> None:
+        """Run ``write`` (one Chroma call over ``ids``) between the journal's intent and done entries.
+
+        ``(ids, intents)`` goes into ``notes`` whether or not the write succeeded, for :meth:`_changed`.
+        """
         journal = self.journal
         intents = journal.intend(ids) if journal is not None else []
         try:
@@ -299,7 +308,15 @@ class ChunkStore(PagedReads):
         finally:
             if journal is not None:
                 journal.done(intents)
-            self._changed(ids, intents)
+            notes.append((ids, intents))
+
+    @contextmanager
+    def _notifying(self, notes: list[tuple[Sequence[str], Sequence[str]]]) -> Iterator[None]:
+        """Tell the listeners about ``notes`` on the way out (entered before the write lock, so after its release)."""
+        try:
+            yield
+        finally:
+            self._changed(notes)
 
     def _upsert_call(
         self, ids: list[str], vecs: NDArray[np.float32], docs: list[str], metas: list[Any], start: int, end: int
@@ -345,14 +362,15 @@ class ChunkStore(PagedReads):
         ids = [records[i].id for i in order]
         docs = [records[i].text for i in order]
         vecs = vectors[order]
-        with self._lock:
+        notes: list[tuple[Sequence[str], Sequence[str]]] = []
+        with self._notifying(notes), self._lock:
             previous = self._tokens_of(ids) if self._tokens.known else {}
             self._fields.record({k for m in metas for k in m})
             step = self.max_batch_size
             for start in range(0, len(ids), step):
                 end = start + step
                 try:
-                    self._journaled(ids[start:end], self._upsert_call(ids, vecs, docs, metas, start, end))
+                    self._journaled(ids[start:end], self._upsert_call(ids, vecs, docs, metas, start, end), notes)
                 except StoreError:
                     self._tokens.forget()
                     raise
@@ -412,7 +430,8 @@ class ChunkStore(PagedReads):
         filt: dict[str, Any] | None = None
         if clauses:
             filt = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        with self._lock:
+        notes: list[tuple[Sequence[str], Sequence[str]]] = []
+        with self._notifying(notes), self._lock:
             if ids is not None:
                 ids = list(ids)
                 if not ids:
@@ -426,7 +445,7 @@ class ChunkStore(PagedReads):
             for start in range(0, len(targets), READ_PAGE):
                 page = targets[start : start + READ_PAGE]
                 try:
-                    self._journaled(page, partial(self.collection.delete, ids=page))
+                    self._journaled(page, partial(self.collection.delete, ids=page), notes)
                 except StoreError:
                     self._tokens.forget()
                     raise

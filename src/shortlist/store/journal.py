@@ -145,7 +145,8 @@ class Journal:
     def _add(self, keys: Sequence[str], t_ms: int, kind: str, documents: Sequence[str], sizes: Sequence[int]) -> None:
         metas: list[Any] = [{"t": t_ms, "kind": kind, "writer": self.writer, "n": n} for n in sizes]
         try:
-            self._col.add(ids=list(keys), embeddings=[_DUMMY] * len(keys), documents=list(documents), metadatas=metas)
+            vectors: Any = [_DUMMY] * len(keys)
+            self._col.add(ids=list(keys), embeddings=vectors, documents=list(documents), metadatas=metas)
         except Exception as exc:
             msg = f"Chroma refused to write the change journal of {self.collection_name!r}: {exc}"
             raise StoreError(msg) from exc
@@ -185,7 +186,8 @@ class Journal:
             StoreError: if Chroma cannot be read.
         """
         try:
-            got = self._col.get(where={"t": {"$gte": int(t_ms)}}, include=["documents", "metadatas"])  # type: ignore[list-item]
+            where: Any = {"t": {"$gte": int(t_ms)}}
+            got = self._col.get(where=where, include=["documents", "metadatas"])
         except Exception as exc:
             msg = f"Chroma could not read the change journal of {self.collection_name!r}: {exc}"
             raise StoreError(msg) from exc
@@ -208,7 +210,7 @@ class Journal:
         if not keys:
             return []
         try:
-            got = self._col.get(ids=list(keys), include=["documents", "metadatas"])  # type: ignore[list-item]
+            got = self._col.get(ids=list(keys), include=["documents", "metadatas"])
         except Exception as exc:
             msg = f"Chroma could not read the change journal of {self.collection_name!r}: {exc}"
             raise StoreError(msg) from exc
@@ -238,7 +240,8 @@ class Journal:
         self._last_prune = now
         cutoff = int((now - RETENTION_SECONDS) * 1000)
         try:
-            self._col.delete(where={"t": {"$lt": cutoff}})
+            where: Any = {"t": {"$lt": cutoff}}
+            self._col.delete(where=where)
         except Exception as exc:  # pragma: no cover - the next writer tries again
             logger.debug("Could not prune the change journal of %s: %s", self.collection_name, exc)
 
