@@ -446,11 +446,14 @@ def test_writer_killed_mid_batch_leaves_readers_matching_the_store(
     for reader in readers:
         reader.wait_for(lambda e: e.get("event") == "ready", 120, "ready")
 
-    # 10,000 small chunks in ChunkStore.upsert calls of 2,500 (each more than one journal entry); SIGKILL 0.5 s
-    # after the first call returned, in the middle of the second.
+    # 10,000 small chunks in ChunkStore.upsert calls of 2,500 (each more than one journal entry: an intent per
+    # 2,000 ids, the store write, a 'done'); SIGKILL in the middle of the second call: 0.6 of the first one's time
+    # after it returned (0.5 s at least), which mostly falls in its store write, so that the server may still
+    # take the batch whose 'done' never comes.
     writer.send(op="bulk", n=10_000, batch=2_500, word=word)
-    writer.wait_for(lambda e: e.get("event") == "batch", 120, "a first batch")
-    time.sleep(0.5)
+    start = writer.wait_for(lambda e: e.get("event") == "bulk-start", 120, "the bulk write")
+    first = writer.wait_for(lambda e: e.get("event") == "batch", 120, "a first batch")
+    time.sleep(min(5.0, max(0.5, 0.6 * (first["t"] - start["t"]))))
     writer.proc.send_signal(signal.SIGKILL)
     writer.proc.wait(timeout=10)
     batches = [e["end"] for e in writer.snapshot() if e.get("event") == "batch"]
@@ -468,6 +471,8 @@ def test_writer_killed_mid_batch_leaves_readers_matching_the_store(
     ids = store.ids()
     target, since = _digest(ids), time.time()
     assert len(ids) == count and 1 + batches[-1] <= count <= 1 + 10_000
+    landed = "the batch in flight landed, with no 'done'" if count > 1 + batches[-1] else "the one in flight did not"
+    print(f"writer killed after {batches[-1]} chunks returned; the store holds {count}: {landed}")
 
     # An intent without its 'done' is applied PENDING_SECONDS after a reader first saw it; plus the takeover of
     # the dead writer's copy at a reader's next poll, applying up to 10,000 ids and this loop's searches (about
