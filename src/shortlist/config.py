@@ -20,11 +20,13 @@ __all__ = [
     "DEFAULT_MODE",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_CHROMA_PORT",
+    "DEFAULT_CHROMA_TIMEOUT",
     "DEFAULT_COLLECTION",
     "DEFAULT_K",
     "DEFAULT_MODEL",
     "ENV_BACKEND",
     "ENV_CHROMA_PATH",
+    "ENV_CHROMA_TIMEOUT",
     "ENV_CHROMA_URL",
     "ENV_DEVICE",
     "ENV_MODEL",
@@ -40,6 +42,7 @@ __all__ = [
     "parse_chroma_url",
     "resolve_chroma_location",
     "resolve_chroma_path",
+    "resolve_chroma_timeout",
     "resolve_device",
     "user_cache_dir",
     "user_data_dir",
@@ -62,6 +65,8 @@ DEFAULT_K = 4
 DEFAULT_COLLECTION = "shortlist"
 #: The port of a Chroma server (``chroma run``) when a host is given without one.
 DEFAULT_CHROMA_PORT = 8000
+#: Seconds a request to a Chroma server may take before it fails (chromadb's own client waits forever).
+DEFAULT_CHROMA_TIMEOUT = 60.0
 DEFAULT_QUERY_CACHE_SIZE = 1024
 
 ENV_MODEL = "SHORTLIST_MODEL"
@@ -69,6 +74,7 @@ ENV_DEVICE = "SHORTLIST_DEVICE"
 ENV_BACKEND = "SHORTLIST_BACKEND"
 ENV_CHROMA_PATH = "SHORTLIST_CHROMA_PATH"
 ENV_CHROMA_URL = "SHORTLIST_CHROMA_URL"
+ENV_CHROMA_TIMEOUT = "SHORTLIST_CHROMA_TIMEOUT"
 ENV_HOME = "SHORTLIST_HOME"
 ENV_CACHE = "SHORTLIST_CACHE"
 ENV_ONNX_THREADS = "SHORTLIST_ONNX_THREADS"
@@ -296,6 +302,29 @@ def resolve_chroma_location(
         )
         raise ConfigError(msg)
     return parse_chroma_url(env_url, name=ENV_CHROMA_URL)
+
+
+def resolve_chroma_timeout(timeout: float | None = None) -> float:
+    """Seconds a request to a Chroma server may take: the argument, then ``SHORTLIST_CHROMA_TIMEOUT``, then 60.
+
+    A server that is down fails at once (connection refused); this bounds one that hangs (stopped with SIGSTOP,
+    overloaded, behind a dead network path): the request then fails with a :class:`~shortlist.errors.StoreError`
+    instead of waiting forever, as chromadb's own client would.
+
+    Raises:
+        ConfigError: if it is not a positive number.
+    """
+    raw: object = timeout if timeout is not None else _env(ENV_CHROMA_TIMEOUT)
+    if raw is None:
+        return DEFAULT_CHROMA_TIMEOUT
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        msg = f"The Chroma timeout ({ENV_CHROMA_TIMEOUT}) must be a positive number of seconds, got {raw!r}."
+        raise ConfigError(msg)
+    return value
 
 
 def location_option(location: Path | ChromaServer) -> str:

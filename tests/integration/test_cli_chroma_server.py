@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,15 @@ from click.testing import CliRunner, Result
 
 from shortlist import Encoder, Prefilter
 from shortlist.cli import cli
-from shortlist.config import ENV_CHROMA_PATH, ENV_CHROMA_URL, ChromaServer, parse_chroma_url, resolve_chroma_location
-from shortlist.errors import ConfigError
+from shortlist.config import (
+    ENV_CHROMA_PATH,
+    ENV_CHROMA_TIMEOUT,
+    ENV_CHROMA_URL,
+    ChromaServer,
+    parse_chroma_url,
+    resolve_chroma_location,
+)
+from shortlist.errors import ConfigError, StoreError
 from tests.conftest import ChromaRun
 
 DOCS = {
@@ -159,3 +167,33 @@ def test_a_server_that_is_down_is_one_line_and_exit_1_then_it_works_again(
     back = run_process("query", "Why do cats purr?", "--chroma-url", chroma_run.url, "-c", "cli-down", "-k", "1")
     assert back.returncode == 0, back.stderr
     assert "cats.txt" in back.stdout
+
+
+def test_a_server_that_hangs_fails_within_the_timeout(chroma_run: ChromaRun, encoder: Encoder, corpus: Path) -> None:
+    """A `chroma run` frozen with SIGSTOP accepts connections and never answers: chromadb's client would wait
+    forever; shortlist's requests fail after SHORTLIST_CHROMA_TIMEOUT (here 2 s) with one line, then work again."""
+    indexed = run("index", str(corpus), "--chroma-url", chroma_run.url, "-c", "cli-hung")
+    assert indexed.exit_code == 0, indexed.output
+    prefilter = Prefilter("cli-hung", host=chroma_run.host, port=chroma_run.port, encoder=encoder)  # opened first
+    assert chroma_run.proc is not None
+    chroma_run.proc.send_signal(signal.SIGSTOP)
+    try:
+        hung = run_process(
+            "query", "cats", "--chroma-url", chroma_run.url, "-c", "cli-hung", env={ENV_CHROMA_TIMEOUT: "2"}
+        )
+        assert hung.returncode == 1 and len(hung.stderr.strip().splitlines()) == 1, hung.stderr
+        assert "timed out" in hung.stderr and f"127.0.0.1:{chroma_run.port}" in hung.stderr, hung.stderr
+        with pytest.raises(StoreError):  # an open store: the default bound (60 s) is set on its session; 2 s here
+            open_session_timeout(prefilter, 2.0)
+            prefilter.search("Why do cats purr?", k=1, mode="dense")
+    finally:
+        chroma_run.proc.send_signal(signal.SIGCONT)
+    open_session_timeout(prefilter, 60.0)
+    assert prefilter.search("Why do cats purr?", k=1, mode="dense").hits[0].metadata["source"].endswith("cats.txt")
+
+
+def open_session_timeout(prefilter: Prefilter, seconds: float) -> None:
+    """Set the bound of the store's HTTP session (what SHORTLIST_CHROMA_TIMEOUT sets when the store opens)."""
+    from shortlist.store.client import _bound_requests
+
+    _bound_requests(prefilter.store.client, seconds)

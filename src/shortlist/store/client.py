@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shortlist.config import DEFAULT_CHROMA_PORT, resolve_chroma_path
+from shortlist.config import (
+    DEFAULT_CHROMA_PORT,
+    ChromaServer,
+    resolve_chroma_location,
+    resolve_chroma_path,
+    resolve_chroma_timeout,
+)
 from shortlist.errors import ConfigError, MissingDependencyError, StoreError
 from shortlist.store import folder_lock
 from shortlist.store.journal import JOURNAL_SUFFIX, journal_name
@@ -83,11 +89,17 @@ def open_client(path: str | Path | None = None, *, host: str | None = None, port
         raise ConfigError(msg)
     chromadb = import_chromadb()
     if host is not None:
+        server = ChromaServer(host, port or DEFAULT_CHROMA_PORT)
+        timeout = resolve_chroma_timeout()
         try:
-            return chromadb.HttpClient(host=host, port=port or DEFAULT_CHROMA_PORT, settings=settings())  # type: ignore[no-any-return]
+            _heartbeat(server, timeout)  # bounded: chromadb's client would wait forever on a server that hangs
+            client = chromadb.HttpClient(host=host, port=server.port, settings=settings())
         except Exception as exc:
-            msg = f"Could not open Chroma at {host}:{port or DEFAULT_CHROMA_PORT}: {exc}. Is the server running?"
+            reason = getattr(exc, "reason", None) or exc
+            msg = f"Could not open Chroma at {host}:{server.port}: {reason}. Is the server running?"
             raise StoreError(msg) from exc
+        _bound_requests(client, timeout)
+        return client  # type: ignore[no-any-return]
     folder = resolve_chroma_path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -102,6 +114,28 @@ def open_client(path: str | Path | None = None, *, host: str | None = None, port
         folder_lock.release(key)
         msg = f"Could not open Chroma at {folder}: {exc}. Is the folder writable?"
         raise StoreError(msg) from exc
+
+
+def _heartbeat(server: ChromaServer, timeout: float) -> None:
+    """Ask the server's heartbeat, within ``timeout`` seconds; any HTTP answer means it is there."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{server.url}/api/v2/heartbeat", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass  # it answered (a proxy or an auth rule in front of it): let chromadb's client say what is wrong
+
+
+def _bound_requests(client: ClientAPI, timeout: float) -> None:
+    """Give the client's HTTP session a timeout (chromadb sets none): a request to a hung server then fails."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is None:  # pragma: no cover - another chromadb layout: its own (unbounded) behaviour
+        return
+    import httpx
+
+    session.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
 
 
 def close_client(client: ClientAPI, path: str | Path | None = None) -> None:
@@ -128,8 +162,14 @@ def close_client(client: ClientAPI, path: str | Path | None = None) -> None:
 def existing_client(path: str | Path | None, host: str | None, port: int | None) -> Iterator[ClientAPI | None]:
     """A client for an existing database, closed after the block (an embedded folder's hold with it).
 
-    Yields ``None`` for an embedded folder that is missing or empty (it is not created).
+    Yields ``None`` for an embedded folder that is missing or empty (it is not created). With neither ``path`` nor
+    ``host``: the default database (:func:`~shortlist.config.resolve_chroma_location`: ``SHORTLIST_CHROMA_URL``
+    first).
     """
+    if path is None and host is None:
+        where = resolve_chroma_location()
+        if isinstance(where, ChromaServer):
+            host, port = where.host, where.port
     folder = resolve_chroma_path(path) if host is None else None
     if folder is not None and not is_database(folder):
         yield None
