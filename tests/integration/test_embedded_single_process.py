@@ -248,3 +248,19 @@ def test_a_store_that_fails_to_open_does_not_hold_the_folder(tmp_path: Path, enc
         ChunkStore("x", path=db, encoder=encoder)  # Chroma refuses the name after the client is open
     assert folder_lock.holders(db) == 0
     assert second_process(db).returncode == 0
+
+
+def test_an_app_gives_the_folder_back_when_it_shuts_down(tmp_path: Path, encoder: Encoder) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from shortlist.server import create_app
+
+    db = tmp_path / "db"
+    with Prefilter(COLLECTION, path=db, encoder=encoder) as pf:
+        pf.add_documents(["Cats sleep for most of the day."])
+    with TestClient(create_app(encoder=encoder, db=db, collection=COLLECTION, api_key="")) as client:
+        assert client.post("/api/search", json={"query": "cats"}).json()["hits"][0]["text"].startswith("Cats")
+        assert folder_lock.holders(db) >= 1 and second_process(db).returncode == 3  # held while it serves
+    assert folder_lock.holders(db) == 0
+    assert second_process(db).returncode == 0

@@ -129,6 +129,7 @@ def create_app(
         await run_in_threadpool(warm, service)
         yield
         await batcher.aclose()
+        await run_in_threadpool(service.close)  # gives back an embedded folder (one process per folder)
 
     app = FastAPI(
         title="shortlist serve",

@@ -100,12 +100,21 @@ class Service:
         self._prefilters: dict[str, Prefilter] = {}
         if prefilter is not None:
             self._prefilters[prefilter.store.name] = prefilter
+        self._given = prefilter  # the caller's: close() leaves it open
         self._lock = threading.Lock()
         names = {encoder.model_name.lower(), encoder.model_name.rsplit("/", 1)[-1].lower()}
         if encoder.model_name.rsplit("/", 1)[-1].lower() == "all-minilm-l6-v2":
             names.update(MINILM_ALIASES)
         self.model_names = frozenset(names)
         self.public_name = "all-minilm" if "all-minilm" in names else encoder.model_name
+
+    def close(self) -> None:
+        """Close the pre-filters this service opened (at shutdown): an embedded folder is free for others again."""
+        with self._lock:
+            opened = [pf for pf in self._prefilters.values() if pf is not self._given]
+            self._prefilters = {} if self._given is None else {self._given.store.name: self._given}
+        for pf in opened:
+            pf.close()
 
     # ---------------------------------------------------------------- checks
     def check_model(self, model: str | None, param: str = "model") -> None:
