@@ -33,12 +33,14 @@ def serve(
     """Serve embeddings (Ollama- and OpenAI-compatible), similarity and search over HTTP, with a web page at /.
 
     Set SHORTLIST_API_KEY to require 'Authorization: Bearer <key>' on every API request. Needs the server extra:
-    pip install 'shortlist[server]'.
+    pip install 'shortlist[server]'. Several workers can share one Chroma server (--chroma-url); while it is down
+    searches answer 503, and they recover by themselves when it is back.
 
     \b
     Example:
       shortlist serve --collection notes
       curl -s localhost:11434/api/embed -d '{"model": "all-minilm", "input": "hello"}'
+      shortlist serve --port 11435 --collection notes --chroma-url http://127.0.0.1:8000
     """  # noqa: D301
     from shortlist.server import run  # lazy: `import shortlist.cli` stays free of fastapi
 
