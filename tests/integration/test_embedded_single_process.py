@@ -221,6 +221,8 @@ def test_stores_and_prefilters_of_one_process_share_a_folder(tmp_path: Path, enc
     first.close()
     first.close()  # twice: nothing more happens
     assert folder_lock.holders(db) == 3
+    with pytest.raises(StoreError, match="is closed: open a new ChunkStore"):
+        first.get(["anything"])
     assert second.count() == 2 and pf.search("cats", k=1, mode="dense")[0].metadata["source"] == "doc-b"
     other.close()
     second.close()

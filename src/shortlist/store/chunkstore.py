@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,17 @@ __all__ = ["ChunkStore"]
 logger = logging.getLogger(__name__)
 
 _FALLBACK_BATCH = 5000  # rows per write when the client does not say its limit
+
+
+class _ClosedCollection:
+    """Stands in for the collection of a closed store: any use is a clear StoreError, not Chroma's own confusion."""
+
+    def __init__(self, store: str) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        msg = f"{self._store} is closed: open a new ChunkStore (or Prefilter) to use the collection again."
+        raise StoreError(msg)
 
 
 class ChunkStore(PagedReads):
@@ -153,6 +164,8 @@ class ChunkStore(PagedReads):
         if self._closed:
             return
         self._closed = True
+        if hasattr(self, "collection"):  # not there when __init__ failed to open it
+            self.collection = cast("Collection", _ClosedCollection(repr(self)))
         if self.kind == "client":
             return  # the caller's client is the caller's to close
         _client.close_client(self.client, self.path)
