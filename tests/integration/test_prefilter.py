@@ -394,17 +394,21 @@ def test_persistence_across_a_process_restart(
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     added, count, tokens = map(int, out.stdout.split())
     assert added == count > 0
-    pf = Prefilter("restart", path=db, encoder=encoder)  # a new process would see the same
-    assert (pf.count(), pf.corpus_tokens()) == (count, tokens)
-    assert pf.search("catch exceptions", k=1)[0].metadata["topic"] == "try"
-    assert pf.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"  # keyword index built
-    assert (db / "shortlist-keyword" / "restart" / "shortlist-ids.json").is_file()  # and saved beside Chroma
+    with caplog.at_level(logging.INFO, logger="shortlist.prefilter"):
+        pf = Prefilter("restart", path=db, encoder=encoder)  # a new process would see the same
+        assert (pf.count(), pf.corpus_tokens()) == (count, tokens)
+        assert pf.search("catch exceptions", k=1)[0].metadata["topic"] == "try"
+        assert pf.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"
+    # The other process's ingest built the keyword index and saved it beside Chroma: this one opened it.
+    folder = pf._keywords.folder
+    assert folder is not None and folder.parent == db / "shortlist-keyword"
+    assert (folder / "shortlist-position.json").is_file()
+    assert any("Opened the keyword index of" in r.message for r in caplog.records)
+    assert not any("Built the keyword index" in r.message for r in caplog.records)
     assert pf.add_documents([{"id": "try", "text": topics["try"], "metadata": {"topic": "try"}}]).added == 0
 
-    with caplog.at_level(logging.INFO, logger="shortlist.prefilter"):
-        reopened = Prefilter("restart", path=db, encoder=encoder)
-        assert reopened.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"
-    assert any("Loaded the keyword index" in r.message for r in caplog.records)
+    reopened = Prefilter("restart", path=db, encoder=encoder)
+    assert reopened.search("while", k=1, mode="keyword")[0].metadata["topic"] == "while"
     # Another writer adds a document: the next keyword search of the first object sees it (no stale index).
     reopened.add_documents([{"id": "yield", "text": topics["yield"], "metadata": {"topic": "yield"}}])
     assert pf.search("generator yield expression", k=1, mode="keyword")[0].metadata["topic"] == "yield"

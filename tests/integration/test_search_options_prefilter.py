@@ -52,7 +52,7 @@ def test_default_fusion_holds_the_collections_current_calibration(pf: Prefilter)
     fusion = pf.fusion
     assert isinstance(fusion, AdaptiveFusion)
     assert fusion.calibration() == pf.calibration()
-    assert fusion.calibration().fingerprint == pf.keyword_index().fingerprint
+    assert fusion.calibration() is pf._keywords.current_calibration(pf._calibrate)  # the kept one, not recomputed
     with pytest.raises(ConfigError, match="takes a Calibration value"):
         AdaptiveFusion(pf.calibration)  # type: ignore[arg-type]
 

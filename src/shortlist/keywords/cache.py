@@ -183,8 +183,8 @@ class KeywordCache:
 
     @property
     def store(self) -> ChunkStore:
-        """The store the cache reads from (the first attached one)."""
-        return self._stores[0]
+        """The store the cache reads from: the first attached one that is still open."""
+        return next((s for s in self._stores if not s.closed), self._stores[0])
 
     # ------------------------------------------------------------------ opening
     @property
@@ -232,7 +232,13 @@ class KeywordCache:
                 self._build()
             else:
                 self._top = self._index.position
-                self._catch_up()
+                applied = self._catch_up()
+                self._log.info(
+                    "Opened the keyword index of %d chunks in %s (%d changed since, applied)",
+                    len(self._index),
+                    folder,
+                    applied,
+                )
         self._load_calibration()
         if self.store.kind != "memory":
             self._thread = threading.Thread(target=self._run, name=f"shortlist-keywords-{self.store.name}", daemon=True)
