@@ -233,6 +233,23 @@ def test_stores_and_prefilters_of_one_process_share_a_folder(tmp_path: Path, enc
     assert second_process(db).returncode == 0
 
 
+def test_closing_one_prefilter_leaves_the_others_of_the_folder_working(tmp_path: Path, encoder: Encoder) -> None:
+    """Pre-filters of one collection in one process share a keyword cache: the one closed first must not take
+    the cache's way to the store with it."""
+    db = tmp_path / "db"
+    first = Prefilter(COLLECTION, path=db, encoder=encoder)
+    first.add_documents(["Cats sleep for most of the day.", "Dogs bark at night."])
+    second = Prefilter(COLLECTION, path=db, encoder=encoder)
+    assert second.search("cats", k=1, mode="keyword")[0].text.startswith("Cats")
+    first.close()
+    assert second.search("dogs", k=1, mode="keyword")[0].text.startswith("Dogs")
+    second.add_documents(["Birds sing in the morning."])
+    assert second.search("birds", k=1, mode="keyword")[0].text.startswith("Birds")
+    assert second.search("birds", k=1, mode="hybrid")[0].text.startswith("Birds")
+    second.close()
+    assert folder_lock.holders(db) == 0
+
+
 def test_a_prefilter_leaves_a_store_it_was_given_open(tmp_path: Path, encoder: Encoder) -> None:
     db = tmp_path / "db"
     with ChunkStore(COLLECTION, path=db, encoder=encoder) as store:
