@@ -128,10 +128,9 @@ def write_rows(prefilter: Prefilter, records: Sequence[ChunkRecord], vectors: An
     todo = [i for i in last.values() if records[i].id not in stored or not _same(stored[records[i].id], records[i])]
     changed = [records[i].id for i in todo if records[i].id in stored and stored[records[i].id].text != records[i].text]
     if changed:
-        # The same id with another text: drop the old row first and let the keyword index (keyed by the ids) see
-        # the collection without it, so that it rebuilds from the new text rather than score the old one.
+        # The same id with another text: drop the old row first (its metadata must not merge into the new one's).
+        # The keyword index follows both writes by itself (shortlist.keywords.cache).
         prefilter.delete(ids=changed)
-        prefilter.refresh_keyword_index()
     replaced = [records[i].id for i in todo if records[i].id in stored and records[i].id not in changed]
     if replaced:
         store.delete(replaced)  # Chroma's upsert merges metadata: a key the new version lacks would stay
