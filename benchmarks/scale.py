@@ -1,14 +1,17 @@
 """Scale (issue 15): ingest, cold start, writes seen across processes and warm latency at 100k-1M chunks.
 
-    python benchmarks/scale.py                                        # 10k and 100k, embedded and chroma run
+    python benchmarks/scale.py                                        # 10k, embedded and chroma run (~15 min)
     python benchmarks/scale.py --sizes 100000,300000 --db /tmp/scale  # keep the collections for the next run
-    python benchmarks/scale.py --sizes 1000000 --db /tmp/scale        # 1M (the build alone: ~25 min a target)
+    python benchmarks/scale.py --sizes 1000000 --db /tmp/scale        # 1M (the build: ~25 min at 683 chunks/s)
+    python benchmarks/scale.py --build-only --sizes 100000,300000,1000000 --db /tmp/scale   # build now, measure later
     python benchmarks/scale.py --sizes 10000 --targets server --queries 50
 
-Targets: ``embedded`` (a Chroma folder) and ``server`` (a real ``chroma run`` on 127.0.0.1, started and stopped by
-this script, its folder under ``--db``). Each size is its own collection (``scale-<size>``); ``--db DIR`` keeps the
-folders, so a collection built once is reused (a collection holding at least ``size`` chunks is not written again;
-its ingest rate is the one recorded when it was built, in ``DIR/builds.json``).
+Targets: ``embedded`` (a Chroma folder) and ``server`` (a real ``chroma run`` on 127.0.0.1 over the same folder,
+started and stopped by this script). Each size is its own Chroma folder, ``DIR/chroma-<size>`` with one collection
+``scale``, built once with precomputed vectors: grown from a copy of the largest smaller size already built, in
+order, so 100k, 300k and 1M write 1M chunks in all. ``--db DIR`` keeps the folders for the next run (default: a
+temporary folder, removed); the build rates are recorded in ``DIR/builds.json``. The server target writes its own
+sample (``--server-ingest-chunks``) into a new collection for its ingest rate.
 
 Chunks: real English text, every chunk unique (as ``benchmarks/keyword_engines.py``: 3 to 5 distinct sentences of
 SciFact, SQuAD 2.0 and XQuAD en per chunk, each combination drawn once; a sentence does recur across chunks).
@@ -44,6 +47,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -67,6 +71,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 REPLY = "@@"  # a worker's answers are the stdout lines that start with this (logs may print other lines)
 ENCODER_COLLECTION = "scale-encoder-sample"
+COLLECTION = "scale"  # one collection per Chroma folder: root/chroma-<size>
 MODES = ("dense", "keyword", "hybrid")
 
 
@@ -149,6 +154,8 @@ def worker_build(spec: dict[str, Any]) -> None:
     from shortlist.store import ChunkRecord, ChunkStore
 
     size, base = spec["size"], spec["base"]
+    if spec.get("fresh_collection"):  # a server-side sample: its own collection, new
+        ChunkStore.drop_collection(spec["collection"], host=spec["host"], port=spec["port"])
     if spec["target"] == "server":
         store = ChunkStore(spec["collection"], host=spec["host"], port=spec["port"])
     else:
@@ -160,7 +167,7 @@ def worker_build(spec: dict[str, Any]) -> None:
         return
     texts = chunk_texts(size)
     vecs = base_vectors(texts, base)
-    start0 = (have // step) * step  # batches are written in order: resume at the first one that may be missing
+    start0 = have  # rows are written in order, one Chroma call a batch: the first `have` rows are there
     written = 0
     t = time.perf_counter()
     last = t
@@ -177,8 +184,13 @@ def worker_build(spec: dict[str, Any]) -> None:
             rate = written / (last - t)
             print(f"  {spec['target']} {end:,}/{size:,} chunks, {rate:.0f}/s", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - t
-    reply({"skipped": False, "count": store.count(), "written": written, "seconds": seconds, "batch": step})
-    close(store)
+    count = store.count()
+    if spec.get("fresh_collection"):
+        close(store)
+        ChunkStore.drop_collection(spec["collection"], host=spec["host"], port=spec["port"])
+    else:
+        close(store)
+    reply({"skipped": False, "count": count, "from": have, "written": written, "seconds": seconds, "batch": step})
 
 
 def worker_encoder(spec: dict[str, Any]) -> None:
@@ -241,7 +253,7 @@ def keyword_disk(spec: dict[str, Any]) -> int:
     for root in roots:
         if root.is_dir():
             for p in root.iterdir():
-                if p.is_dir() and (p.name == name or p.name.startswith(f"{name}-")):
+                if p.is_dir() and re.fullmatch(rf"{re.escape(name)}(-[0-9a-f-]{{36}})?", p.name):
                     total += folder_bytes(p)
     return total
 
@@ -353,6 +365,8 @@ def run_worker(role: str, spec: dict[str, Any], timeout: float | None = None) ->
     try:
         answer = read_reply(proc.stdout, proc, role)
         proc.wait(timeout=timeout or 600)
+        if proc.returncode:
+            print(f"    [{role}] exited with {proc.returncode} after answering", file=sys.stderr, flush=True)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -411,25 +425,26 @@ def port_free(port: int) -> bool:
 
 @contextlib.contextmanager
 def chroma_run(folder: Path) -> Iterator[tuple[str, int]]:
-    """A ``chroma run`` on 127.0.0.1 over ``folder/db``; the port is kept in ``folder/port`` (the server's keyword
-    copies in the user cache are keyed by host and port, so a reused --db finds its copies again)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = folder / "port"
+    """A ``chroma run`` on 127.0.0.1 over the Chroma folder ``folder`` (the one the embedded target used: the same
+    files); the port is kept in ``<folder>.port`` (the server's keyword copies in the user cache are keyed by host
+    and port, so a reused --db finds its copies again), the log in ``<folder>.log``."""
+    saved = folder.with_name(folder.name + ".port")
     port = int(saved.read_text()) if saved.is_file() else 0
     if not port or not port_free(port):
         port = free_port()
         saved.write_text(str(port))
     beside = Path(sys.executable).with_name("chroma")
     chroma = str(beside) if beside.is_file() else (shutil.which("chroma") or "chroma")
-    log = (folder / "chroma.log").open("ab")
-    cmd = [chroma, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)]
+    log_file = folder.with_name(folder.name + ".log")
+    log = log_file.open("ab")
+    cmd = [chroma, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env())
     log.close()
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                msg = f"chroma run exited with {proc.returncode}; see {folder / 'chroma.log'}"
+                msg = f"chroma run exited with {proc.returncode}; see {log_file}"
                 raise RuntimeError(msg)
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as resp:
@@ -486,29 +501,78 @@ def probe_word() -> str:
     return "zq" + "".join(secrets.choice(letters) for _ in range(10))
 
 
+def load_builds(root: Path) -> dict[str, Any]:
+    """The build records of a --db folder (size -> rate, chunks, seconds, when)."""
+    path = root / "builds.json"
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
+def ensure_built(root: Path, size: int, args: argparse.Namespace, builds: dict[str, Any]) -> None:
+    """``root/chroma-<size>``: a Chroma folder whose collection holds ``size`` chunks, grown from the largest smaller
+    one already built (copied, then extended) or from nothing. One build at a time per --db (``build.lock``)."""
+    import fcntl
+
+    folder = root / f"chroma-{size}"
+    done = folder / "scale-built.json"
+    if done.is_file():
+        return
+    with (root / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            return
+        builds.update(load_builds(root))  # another run on this --db may have built a size meanwhile
+        smaller = sorted(
+            (int(p.parent.name.split("-")[1]), p.parent)
+            for p in root.glob("chroma-*/scale-built.json")
+            if int(p.parent.name.split("-")[1]) < size
+        )
+        if not folder.is_dir() and smaller:
+            start_from = smaller[-1][1]
+            print(f"  copying {start_from.name} to {folder.name} to grow it", file=sys.stderr, flush=True)
+            shutil.copytree(
+                start_from,
+                folder,
+                ignore=shutil.ignore_patterns("shortlist-keyword", "scale-built.json", "shortlist.lock"),
+            )
+        spec = {"target": "embedded", "path": str(folder), "host": None, "port": None, "collection": COLLECTION}
+        built, _ = run_worker("build", {**spec, "size": size, "base": args.base})
+        if not built["skipped"]:
+            builds[str(size)] = {
+                "rate": built["written"] / built["seconds"],
+                "from": built["from"],
+                "written": built["written"],
+                "seconds": built["seconds"],
+                "batch": built["batch"],
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+            (root / "builds.json").write_text(json.dumps(builds, indent=1))
+            print(f"  built {folder.name}: {json.dumps(builds[str(size)])}", flush=True)
+        done.write_text(json.dumps({"count": built["count"]}))
+
+
 def measure(
     target: str, size: int, spec: dict[str, Any], args: argparse.Namespace, table: Table, builds: dict[str, Any]
 ) -> None:
-    key = f"{target}-{size}"
-    print(f"\n## {target}, {size:,} chunks ({spec['collection']})", flush=True)
-    built, _ = run_worker("build", {**spec, "size": size, "base": args.base})
-    if not built["skipped"]:
-        builds[key] = {
-            "rate": built["written"] / built["seconds"],
-            "written": built["written"],
-            "seconds": built["seconds"],
-            "batch": built["batch"],
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        }
-        if args.db:
-            (Path(args.db) / "builds.json").write_text(json.dumps(builds, indent=1))
-    b = builds.get(key)
-    if b:
-        note = "" if not built["skipped"] else f", recorded {b['when']}"
-        value = f"{b['rate']:,.0f} chunks/s ({b['written']:,} chunks in {b['seconds']:.0f} s{note})"
-    else:
-        value = "(built earlier, not recorded)"
-    table.add(target, size, f"ingest, precomputed vectors (ChunkStore.upsert, batches of {built['batch']:,})", value)
+    print(f"\n## {target}, {size:,} chunks ({spec.get('path') or spec['host']})", flush=True)
+    b = {**builds, **load_builds(Path(args.root))}.get(str(size))
+    if target == "embedded" and b:
+        grown = f"from {b['from']:,} to {size:,}" if b["from"] else f"{size:,}"
+        table.add(
+            target,
+            size,
+            f"ingest, precomputed vectors (ChunkStore.upsert, batches of {b['batch']:,})",
+            f"{b['rate']:,.0f} chunks/s ({grown} chunks in {b['seconds']:.0f} s, built {b['when']})",
+        )
+    if target == "server" and args.server_ingest_chunks:
+        sample = {**spec, "collection": "scale-ingest-sample", "fresh_collection": True}
+        built, _ = run_worker("build", {**sample, "size": args.server_ingest_chunks, "base": args.base})
+        table.add(
+            target,
+            size,
+            f"ingest, precomputed vectors (ChunkStore.upsert, batches of {built['batch']:,}; "
+            f"{built['written']:,} chunks into a new collection on this server)",
+            f"{built['written'] / built['seconds']:,.0f} chunks/s",
+        )
     if args.encoder_chunks:
         enc = args.encoder_rate.get(target)
         if enc is None:
@@ -650,12 +714,16 @@ def measure(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="10000,100000", help="comma-separated chunk counts (1000000 for 1M)")
+    ap.add_argument("--sizes", default="10000", help="comma-separated chunk counts (1000000 for 1M)")
     ap.add_argument("--targets", default="embedded,server", help="embedded, server or both")
     ap.add_argument("--db", default=None, help="folder that keeps the collections between runs (default: a temp one)")
     ap.add_argument("--base", type=int, default=2000, help="chunks embedded for real (the rest are neighbours)")
     ap.add_argument("--queries", type=int, default=200, help="warm questions per mode")
     ap.add_argument("--encoder-chunks", type=int, default=2000, help="add_documents sample (0: skip)")
+    ap.add_argument(
+        "--server-ingest-chunks", type=int, default=20000, help="upsert sample through the server (0: skip)"
+    )
+    ap.add_argument("--build-only", action="store_true", help="build the collections of --sizes and stop")
     ap.add_argument("--worker", nargs=2, metavar=("ROLE", "SPEC"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -670,32 +738,32 @@ def main() -> int:
             ap.error(f"unknown target {t!r}: embedded or server")
     root = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="shortlist-scale-"))
     root.mkdir(parents=True, exist_ok=True)
-    builds_file = root / "builds.json"
-    builds: dict[str, Any] = json.loads(builds_file.read_text()) if builds_file.is_file() else {}
+    builds = load_builds(root)
+    args.root = str(root)
     args.encoder_rate = {}
     table = Table()
+    if args.build_only:
+        table.rows.append("(--build-only: no measurements)")
     print(
         f"Scale benchmark: sizes {', '.join(f'{s:,}' for s in sizes)}; {', '.join(targets)}; folders in {root}; "
         f"{psutil.cpu_count()} cores, shared with other jobs",
         flush=True,
     )
     try:
+        for size in sorted(sizes):
+            ensure_built(root, size, args, builds)
+        if args.build_only:
+            return 0
         for target in targets:
-            if target == "server":
-                with chroma_run(root / "server") as (host, port):
-                    for size in sizes:
-                        spec = {"target": "server", "host": host, "port": port, "collection": f"scale-{size}"}
+            for size in sizes:
+                folder = root / f"chroma-{size}"
+                if target == "server":
+                    with chroma_run(folder) as (host, port):
+                        spec = {"target": "server", "host": host, "port": port, "collection": COLLECTION}
                         measure(target, size, spec, args, table, builds)
-            else:
-                for size in sizes:
-                    spec = {
-                        "target": "embedded",
-                        "path": str(root / "embedded"),
-                        "host": None,
-                        "port": None,
-                        "collection": f"scale-{size}",
-                    }
-                    measure(target, size, spec, args, table, builds)
+                else:
+                    spec = {"target": "embedded", "path": str(folder), "host": None, "port": None}
+                    measure(target, size, {**spec, "collection": COLLECTION}, args, table, builds)
     finally:
         table.print()
         if not args.db:
