@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shortlist.config import DEFAULT_COLLECTION, DEFAULT_K, DEFAULT_MODE, SearchMode
+from shortlist.errors import InputError
 from shortlist.ingest import DEFAULT_INGEST_BATCH, Ingestor, IngestReport
 from shortlist.ingest.chunking import check_chunking
 from shortlist.keywords.cache import KeywordCache
@@ -290,6 +291,7 @@ class Prefilter:
         k: int = DEFAULT_K,
         *,
         min_score: float | None = None,
+        min_relevance: float | None = None,
         where: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         mode: SearchMode | None = None,
@@ -306,6 +308,9 @@ class Prefilter:
             k: Most hits to return (default 4).
             min_score: Drop hits whose cosine similarity is below this (in [-1, 1]). An empty shortlist means
                 "nothing relevant": do not call the LLM.
+            min_relevance: Drop hits whose :attr:`~shortlist.types.Hit.relevance` (in [0, 1], calibrated on the
+                collection, comparable across languages and modes) is below this; 0.5 is a good start (see
+                ``docs/hybrid.md``). Needs the question's text.
             where: Chroma metadata filter, e.g. ``{"lang": "en"}`` or ``{"$and": [{"year": {"$gte": 2020}}, ...]}``.
                 ``source`` (document id) and ``chunk`` can be filtered too. A field no chunk has is an error.
             where_document: Chroma document filter, e.g. ``{"$contains": "python"}``.
@@ -329,9 +334,24 @@ class Prefilter:
             EmbeddingModelMismatchError: on a query vector of another dimension.
         """
         options = SearchOptions(  # its fields, in order
-            k, min_score, where, where_document, mode, mmr, mmr_lambda, fetch_k, max_per_source, budget
+            k, min_score, min_relevance, where, where_document, mode, mmr, mmr_lambda, fetch_k, max_per_source, budget
         )
         return self.search_with(query, options)
+
+    def _relevance(
+        self, text: str, options: SearchOptions, fusion: Fusion | None
+    ) -> tuple[Calibration, Callable[[str, Sequence[str]], Any]] | None:
+        """What the hits' relevance comes from: the calibration in use and the keyword index's ``score_texts``."""
+        if not text:
+            if options.min_relevance is not None:
+                msg = "min_relevance needs the question's text (a search by vector has no relevance)."
+                raise InputError(msg)
+            return None
+        if isinstance(fusion, AdaptiveFusion):
+            calibration = fusion.calibration()
+        else:
+            calibration = self._keywords.current_calibration(self._calibrate)
+        return calibration, self._keywords.index().score_texts
 
     def _warn_empty(self) -> None:
         """Warn once per pre-filter that its collection is empty (a mistyped name?), naming the ones that are not."""
@@ -377,7 +397,10 @@ class Prefilter:
         if total == 0:
             self._warn_empty()
         source = StoreSource(store, self._keywords)
-        ranked, n_candidates = pipeline.run(text, qvec, options, source, fusion=fusion, total=total, timings=timings)
+        relevance = self._relevance(text, options, fusion)
+        ranked, n_candidates = pipeline.run(
+            text, qvec, options, source, fusion=fusion, total=total, timings=timings, relevance=relevance
+        )
         return pipeline.to_shortlist(
             text,
             ranked,

@@ -30,6 +30,9 @@ class Hit:
         rank: 1-based position in the shortlist.
         tokens: Word pieces in ``text`` as counted at ingest (``None`` when unknown). Not part of the hit's
             equality, repr or :meth:`to_dict`.
+        relevance: How likely a hit with this evidence is the right one, in [0, 1], from the collection's own
+            calibration (see :mod:`shortlist.search.fusion` and ``docs/hybrid.md``): comparable across languages and
+            modes, unlike ``score``. ``None`` for a search by vector. Not part of the hit's equality.
     """
 
     id: str
@@ -38,6 +41,7 @@ class Hit:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     rank: int = 1
     tokens: int | None = field(default=None, compare=False, repr=False)
+    relevance: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -46,16 +50,21 @@ class Hit:
         if not isinstance(self.score, float | int) or math.isnan(self.score):
             msg = f"Hit.score must be a number, got {self.score!r}."
             raise InputError(msg)
+        rel = self.relevance
+        if rel is not None and (not isinstance(rel, float | int) or not 0.0 <= float(rel) <= 1.0):
+            msg = f"Hit.relevance must be in [0, 1] or None, got {rel!r}."
+            raise InputError(msg)
         if self.rank < 1:
             msg = f"Hit.rank is 1-based, got {self.rank}."
             raise InputError(msg)
 
     def to_dict(self) -> dict[str, Any]:
-        """The hit as plain JSON-ready data: rank, id, score (6 decimals), source, text and metadata."""
+        """The hit as plain JSON-ready data: rank, id, score and relevance (6 decimals), source, text, metadata."""
         return {
             "rank": self.rank,
             "id": self.id,
             "score": None if self.score is None else round(float(self.score), 6),
+            "relevance": None if self.relevance is None else round(float(self.relevance), 6),
             "source": str(self.metadata.get("source", self.id)),
             "text": self.text,
             "metadata": dict(self.metadata.items()),

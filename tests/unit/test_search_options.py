@@ -20,7 +20,7 @@ def test_defaults_are_prefilter_search_defaults() -> None:
     assert opts.mode is None
     assert (opts.mmr, opts.mmr_lambda, opts.fetch_k, opts.max_per_source, opts.budget) == (False, 0.5, None, None, None)
     # the retrievers' option list, and the order Prefilter.search passes them in
-    expected = ("k", "min_score", "where", "where_document", "mode", "mmr", "mmr_lambda", "fetch_k")
+    expected = ("k", "min_score", "min_relevance", "where", "where_document", "mode", "mmr", "mmr_lambda", "fetch_k")
     assert OPTION_NAMES == SEARCH_OPTIONS == (*expected, "max_per_source", "budget")
     assert SEARCH_MODES == ("dense", "keyword", "hybrid")
 
@@ -104,11 +104,20 @@ def test_shortlist_to_dict() -> None:
                 "rank": 1,
                 "id": "c1",
                 "score": 0.123457,
+                "relevance": None,
                 "source": "doc-a",
                 "text": "Cats sleep.",
                 "metadata": {"source": "doc-a", "chunk": 0, "tags": ["x"]},
             },
-            {"rank": 2, "id": "c2", "score": -0.5, "source": "c2", "text": "Dogs bark.", "metadata": {}},
+            {
+                "rank": 2,
+                "id": "c2",
+                "score": -0.5,
+                "relevance": None,
+                "source": "c2",
+                "text": "Dogs bark.",
+                "metadata": {},
+            },
         ],
         "stats": {
             "chunks_total": 10,
@@ -120,5 +129,5 @@ def test_shortlist_to_dict() -> None:
         },
     }
     assert json.loads(json.dumps(out)) == out
-    assert list(out["hits"][0]) == ["rank", "id", "score", "source", "text", "metadata"]
+    assert list(out["hits"][0]) == ["rank", "id", "score", "relevance", "source", "text", "metadata"]
     assert hits[0].to_dict() == out["hits"][0]

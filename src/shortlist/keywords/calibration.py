@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from shortlist.text import CJK_SCRIPT_CHARS, split_sentences
 __all__ = [
     "CALIBRATION_VERSION",
     "CJK_PRIOR_WEIGHT",
+    "RELEVANCE_PRIOR",
     "MIN_PROBES",
     "PRIOR_WEIGHT",
     "PROBES",
@@ -39,9 +42,13 @@ __all__ = [
     "SEED",
     "Calibration",
     "Probe",
+    "coverage",
     "dense_weight",
+    "fit_relevance",
+    "relevance_features",
     "make_probes",
     "script_of",
+    "shrunk_weight",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,7 +65,18 @@ PROBE_DEPTH = 40
 #: Chunks the probes are drawn from (at most), by :func:`probe_pool_ids`.
 PROBE_POOL = 2000
 SEED = 0
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 3
+#: One-sided z of the test a calibrated weight must pass before it replaces the prior (about 95%).
+WEIGHT_Z = 1.64
+#: Relevance model (per script): logistic coefficients of (1, cosine, log(1 + BM25), coverage). The priors are
+#: used for a script without enough probes (set by reasoning about the features, never from evaluation labels:
+#: the dense side reads Latin scripts, so cosine leads there; it reads little CJK, so the keyword evidence leads).
+RELEVANCE_PRIOR: Mapping[str, tuple[float, ...]] = {
+    "latin": (-6.0, 10.0, 0.5, 2.0),
+    "cjk": (-4.0, 0.0, 1.0, 3.0),
+}
+#: Pseudo-observations the fitted coefficients are shrunk toward the prior with (ridge penalty to the prior).
+RELEVANCE_PRIOR_STRENGTH = 20.0
 CALIBRATION_FILE = "calibration.json"
 
 _CJK = re.compile(rf"[{CJK_SCRIPT_CHARS}]")
@@ -86,6 +104,97 @@ def dense_weight(mrr_dense: float, mrr_keyword: float, script: str = "latin") ->
     if total <= 0:
         return CJK_PRIOR_WEIGHT if script == "cjk" else PRIOR_WEIGHT
     return round(mrr_dense / total, 2)
+
+
+def shrunk_weight(candidate: float, prior: float, reciprocal_ranks: Callable[[float], np.ndarray[Any, Any]]) -> float:
+    """The dense weight to use: ``candidate`` or a point between it and ``prior``, only as far as the probes show.
+
+    For ``t`` in 1, 3/4, 1/2, 1/4, the weight ``prior + t * (candidate - prior)`` is taken if the probes'
+    reciprocal ranks with it beat those with the prior by more than :data:`WEIGHT_Z` standard errors (a paired,
+    one-sided test); else the prior. Few probes, or probes neither side finds, leave the prior in place.
+
+    Args:
+        candidate: The weight the probes' MRR suggest (:func:`dense_weight`).
+        prior: The script's prior.
+        reciprocal_ranks: Weight -> each probe's reciprocal rank (in the top 10) with the fused list.
+    """
+    if abs(candidate - prior) < 0.005:
+        return prior
+    base = np.asarray(reciprocal_ranks(prior), dtype=np.float64)
+    if base.size < 2:
+        return prior
+    for t in (1.0, 0.75, 0.5, 0.25):
+        weight = round(prior + t * (candidate - prior), 2)
+        diff = np.asarray(reciprocal_ranks(weight), dtype=np.float64) - base
+        se = float(diff.std(ddof=1)) / math.sqrt(diff.size)
+        if float(diff.mean()) - WEIGHT_Z * se > 0:
+            return weight
+    return prior
+
+
+# ---------------------------------------------------------------------------------------------- relevance
+_CJK_RUN = re.compile(rf"[{CJK_SCRIPT_CHARS}]+")
+_WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
+
+
+def _units(text: str) -> set[str]:
+    """What :func:`coverage` counts: CJK character bigrams (a lone character alone) and other words of 3+ letters."""
+    units: set[str] = set()
+    for run in _CJK_RUN.findall(text):
+        units.update(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+    units.update(w.lower() for w in _WORD.findall(_CJK_RUN.sub(" ", text)))
+    return units
+
+
+def coverage(query: str, text: str) -> float:
+    """The share of the query's units (CJK character bigrams, words) found in ``text``; 0 for a query without any."""
+    wanted = _units(query)
+    if not wanted:
+        return 0.0
+    return len(wanted & _units(text)) / len(wanted)
+
+
+def relevance_features(cosine: float, bm25: float, cover: float) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The relevance model's inputs: ``(1, cosine, log(1 + BM25), coverage)``."""
+    return np.array([1.0, float(cosine), math.log1p(max(float(bm25), 0.0)), float(cover)], dtype=np.float64)
+
+
+def _sigmoid(z: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    out: np.ndarray[Any, Any] = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+    return out
+
+
+def fit_relevance(
+    features: np.ndarray[Any, Any],
+    labels: np.ndarray[Any, Any],
+    prior: Sequence[float],
+    strength: float = RELEVANCE_PRIOR_STRENGTH,
+) -> tuple[float, ...]:
+    """The prior's model with its level and scale fitted to ``labels`` (1: the right chunk) on ``features``.
+
+    The prior fixes which evidence counts and how much, relative to the rest (its direction); the probes set where
+    "as likely right as not" lies and how sharp the step is: a logistic regression of the labels on
+    ``(1, prior evidence)``, shrunk toward the prior's own intercept and a scale of 1 by ``strength``
+    pseudo-observations, the scale kept at 0.25 or more. Returns the four coefficients, like the prior.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    direction = np.asarray(prior, dtype=np.float64)[1:]
+    u = x[:, 1:] @ direction
+    design = np.stack([np.ones_like(u), u], axis=1)
+    w0 = np.array([float(prior[0]), 1.0])
+    penalty = strength * np.diag([1.0 / max(u.size, 1), max(float(np.var(u)), 1e-3)])
+    w = w0.copy()
+    for _ in range(50):
+        p = _sigmoid(design @ w)
+        grad = design.T @ (p - y) + penalty @ (w - w0)
+        hess = (design * (p * (1 - p))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        w[1] = max(w[1], 0.25)
+        if float(np.abs(step).max()) < 1e-6:
+            break
+    return (round(float(w[0]), 4), *(round(float(w[1] * d), 4) for d in direction))
 
 
 # ---------------------------------------------------------------------------------------------- probes
@@ -155,7 +264,9 @@ class Calibration:
         weights: Script (``"latin"``, ``"cjk"``) -> dense weight, for the scripts with enough probes.
         probes: Script -> probes used.
         mrr: Script -> ``{"dense": ..., "keyword": ..., "fused": ...}``: the probes' MRR@10 with dense only,
-            keyword only and the chosen weight.
+            keyword only and the chosen weight (and ``"ratio"``: the weight their MRR alone suggested).
+        relevance: Script -> coefficients of the relevance model (see :meth:`relevance_for`), for the scripts
+            with enough probes; the others use :data:`RELEVANCE_PRIOR`.
         seconds: Time taken.
         version: :data:`CALIBRATION_VERSION` of the procedure.
     """
@@ -166,6 +277,24 @@ class Calibration:
     mrr: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     version: int = CALIBRATION_VERSION
+    relevance: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    def relevance_model(self, query: str) -> tuple[float, ...]:
+        """The relevance model's coefficients for ``query``'s script (fitted, else the prior)."""
+        script = script_of(query)
+        if script in self.relevance:
+            return tuple(float(v) for v in self.relevance[script])
+        return tuple(RELEVANCE_PRIOR["cjk" if script == "cjk" else "latin"])
+
+    def relevance_for(self, query: str, cosine: float, bm25: float, text: str) -> float:
+        """How likely a hit with this evidence is the right one, in [0, 1].
+
+        A logistic model of its cosine, its BM25 score and :func:`coverage` of the query in its ``text``, fitted
+        on this collection's probes (their right chunks against the best wrong ones) for the query's script.
+        """
+        coef = np.asarray(self.relevance_model(query), dtype=np.float64)
+        z = float(relevance_features(cosine, bm25, coverage(query, text)) @ coef)
+        return round(float(_sigmoid(np.array([z]))[0]), 6)
 
     def weight_for(self, query: str) -> float:
         """The dense weight for ``query``: its script's calibrated weight, else the prior (see the module)."""
@@ -190,6 +319,7 @@ class Calibration:
                 mrr={str(k): {str(a): float(b) for a, b in v.items()} for k, v in raw["mrr"].items()},
                 seconds=float(raw.get("seconds", 0.0)),
                 version=int(raw["version"]),
+                relevance={str(k): tuple(float(x) for x in v) for k, v in raw.get("relevance", {}).items()},
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.debug("No usable calibration in %s (%s)", folder, exc)

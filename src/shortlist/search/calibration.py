@@ -15,16 +15,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from shortlist.keywords.calibration import (
+    CJK_PRIOR_WEIGHT,
     MIN_PROBES,
+    PRIOR_WEIGHT,
     PROBE_DEPTH,
     PROBE_POOL,
     PROBES,
+    RELEVANCE_PRIOR,
     SEED,
     Calibration,
     Probe,
+    coverage,
     dense_weight,
+    fit_relevance,
     make_probes,
     probe_pool_ids,
+    relevance_features,
+    shrunk_weight,
 )
 from shortlist.search.fusion import convex
 
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["DenseSearch", "calibrate", "calibrate_collection"]
 
 logger = logging.getLogger(__name__)
+
 
 class KeywordIndex(Protocol):
     """What the calibration asks of a keyword index (``KeywordIndex`` and ``LiveKeywordIndex`` both answer)."""
@@ -84,6 +92,51 @@ def _mrr(order: Sequence[tuple[str, float]], source: str, sources: Mapping[str, 
     return 0.0
 
 
+#: ``ids -> {id: (text, vector)}`` for chunks of the collection (the wrong hits the relevance model learns from).
+Fetch = Callable[[Sequence[str]], Mapping[str, tuple[str, np.ndarray[Any, np.dtype[np.float32]] | None]]]
+
+
+def _relevance_examples(
+    group: Sequence[Probe],
+    lists: Sequence[tuple[list[tuple[str, float]], list[tuple[str, float]]]],
+    sources: Mapping[str, str],
+    index: KeywordIndex,
+    encoder: Encoder,
+    fetch: Fetch,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Features and labels for the relevance model.
+
+    Each probe's right chunk (its text without the sentence) and the best wrong chunk of each side (of another
+    document).
+    """
+    wrong: list[list[str]] = []
+    for p, (dense, keyword) in zip(group, lists, strict=True):
+        picks = []
+        for ranked in (dense, keyword):
+            for id_, _ in ranked:
+                if id_ != p.chunk_id and sources.get(id_, "") != p.source:
+                    picks.append(id_)
+                    break
+        wrong.append(list(dict.fromkeys(picks)))
+    got = fetch(sorted({i for ids in wrong for i in ids}))
+    qvecs = np.asarray(encoder.embed_documents([p.query for p in group]), dtype=np.float32)
+    rvecs = np.asarray(encoder.embed_documents([p.rest for p in group]), dtype=np.float32)
+    rows: list[np.ndarray[Any, Any]] = []
+    labels: list[float] = []
+    for p, qv, rv, ids in zip(group, qvecs, rvecs, wrong, strict=True):
+        texts = [p.rest] + [got[i][0] for i in ids if i in got]
+        cosines = [float(np.dot(qv, rv))]
+        for i in ids:
+            if i in got:
+                vec = got[i][1]
+                cosines.append(float(np.dot(qv, vec)) if vec is not None else 0.0)
+        bm25 = [float(x) for x in index.score_texts(p.query, texts)]
+        for j, (text, cos, bm) in enumerate(zip(texts, cosines, bm25, strict=True)):
+            rows.append(relevance_features(cos, bm, coverage(p.query, text)))
+            labels.append(1.0 if j == 0 else 0.0)
+    return np.asarray(rows), np.asarray(labels)
+
+
 def calibrate(
     chunks: Sequence[tuple[str, str, str]],
     index: KeywordIndex,
@@ -93,27 +146,44 @@ def calibrate(
     fingerprint: str = "",
     n_probes: int = PROBES,
     seed: int = SEED,
+    fetch: Fetch | None = None,
 ) -> Calibration:
-    """Calibrate the dense weight of a collection from probes drawn from its own chunks (see :mod:`shortlist.fusion`).
+    """Calibrate the dense weight and the relevance model of a collection from probes drawn from its own chunks.
+
+    Per script with :data:`~shortlist.keywords.calibration.MIN_PROBES` probes or more: the dense weight the two
+    sides' MRR suggest, kept only as far as a paired test on the probes shows it beats the prior
+    (:func:`~shortlist.keywords.calibration.shrunk_weight`); and the relevance model, fitted on the probes' right
+    chunks against the best wrong ones, shrunk toward its prior (see :mod:`shortlist.fusion`).
 
     Args:
-        chunks: ``(id, source, text)`` of every chunk in the collection.
+        chunks: ``(id, source, text)`` of the chunks the probes are drawn from.
         index: The collection's keyword index.
         encoder: The collection's encoder (probes are embedded with it).
         dense_search: ``(query vector, n) -> [(id, cosine)]`` best first, over the collection.
         fingerprint: Recorded in the result (what it was computed from).
         n_probes: Probes to draw at most.
         seed: The draw's seed.
+        fetch: Reads chunks' texts and vectors (for the wrong hits the relevance model learns from); ``None``:
+            only chunks in ``chunks`` are used, compared by their texts' embeddings.
 
     Returns:
         The :class:`~shortlist.keywords.calibration.Calibration`.
     """
     start = time.perf_counter()
     sources = {id_: src for id_, src, _ in chunks}
+    if fetch is None:
+        texts = {id_: text for id_, _, text in chunks}
+
+        def fetch(ids: Sequence[str]) -> Mapping[str, tuple[str, np.ndarray[Any, np.dtype[np.float32]] | None]]:
+            known = [i for i in ids if i in texts]
+            vecs = np.asarray(encoder.embed_documents([texts[i] for i in known]), dtype=np.float32)
+            return {i: (texts[i], v) for i, v in zip(known, vecs, strict=True)}
+
     probes = make_probes(chunks, n=n_probes, seed=seed)
     weights: dict[str, float] = {}
     counts: dict[str, int] = {}
     figures: dict[str, dict[str, float]] = {}
+    relevance: dict[str, tuple[float, ...]] = {}
     for script in sorted({p.script for p in probes}):
         group = [p for p in probes if p.script == script]
         counts[script] = len(group)
@@ -122,20 +192,27 @@ def calibrate(
         lists = _rank_lists(group, index, encoder, dense_search, PROBE_DEPTH)
         mrr_dense = float(np.mean([_mrr(d, p.source, sources) for p, (d, _) in zip(group, lists, strict=True)]))
         mrr_kw = float(np.mean([_mrr(k, p.source, sources) for p, (_, k) in zip(group, lists, strict=True)]))
-        weight = dense_weight(mrr_dense, mrr_kw, script)
-        fused = float(
-            np.mean(
-                [
-                    _mrr(convex("", d, k, weight=weight), p.source, sources)
-                    for p, (d, k) in zip(group, lists, strict=True)
-                ]
+        prior = CJK_PRIOR_WEIGHT if script == "cjk" else PRIOR_WEIGHT
+        ratio = dense_weight(mrr_dense, mrr_kw, script)
+
+        def reciprocal_ranks(w: float, group: Sequence[Probe] = group, lists: Any = lists) -> np.ndarray[Any, Any]:
+            return np.array(
+                [_mrr(convex("", d, k, weight=w), p.source, sources) for p, (d, k) in zip(group, lists, strict=True)]
             )
-        )
+
+        weight = shrunk_weight(ratio, prior, reciprocal_ranks)
         weights[script] = weight
-        figures[script] = {"dense": mrr_dense, "keyword": mrr_kw, "fused": fused}
+        figures[script] = {
+            "dense": mrr_dense,
+            "keyword": mrr_kw,
+            "fused": float(reciprocal_ranks(weight).mean()),
+            "ratio": ratio,
+        }
+        x, y = _relevance_examples(group, lists, sources, index, encoder, fetch)
+        relevance[script] = fit_relevance(x, y, RELEVANCE_PRIOR[script if script in RELEVANCE_PRIOR else "latin"])
     seconds = time.perf_counter() - start
     logger.info("Calibrated hybrid fusion on %d probes in %.2fs: %s", len(probes), seconds, weights)
-    return Calibration(fingerprint, weights, counts, figures, seconds)
+    return Calibration(fingerprint, weights, counts, figures, seconds, relevance=relevance)
 
 
 def calibrate_collection(store: ChunkStore, encoder: Encoder, index: KeywordIndex) -> Calibration:
@@ -150,5 +227,6 @@ def calibrate_collection(store: ChunkStore, encoder: Encoder, index: KeywordInde
         index,
         encoder,
         lambda vec, n: [(c.id, float(c.score or 0.0)) for c in store.query(vec, n)],
+        fetch=lambda ids: {c.id: (c.text, c.embedding) for c in store.get(list(ids), include_embeddings=True)},
         fingerprint=str(getattr(index, "position", None) or getattr(index, "fingerprint", "")),
     )

@@ -41,6 +41,8 @@ class SearchOptions:
     Attributes:
         k: Most hits to return (default 4).
         min_score: Drop hits whose cosine similarity is below this (in [-1, 1]); ``None``: keep all.
+        min_relevance: Drop hits whose :attr:`~shortlist.types.Hit.relevance` is below this (in [0, 1]); ``None``:
+            keep all. Applied to the ``k`` best hits (before the token budget).
         where: Chroma metadata filter, e.g. ``{"lang": "en"}``.
         where_document: Chroma document filter, e.g. ``{"$contains": "python"}``.
         mode: ``"hybrid"``, ``"dense"`` or ``"keyword"``; ``None``: ``"hybrid"`` for a question, ``"dense"`` for a
@@ -60,6 +62,7 @@ class SearchOptions:
 
     k: int = DEFAULT_K
     min_score: float | None = None
+    min_relevance: float | None = None
     where: Mapping[str, Any] | None = None
     where_document: Mapping[str, Any] | None = None
     mode: SearchMode | None = None
@@ -92,6 +95,13 @@ class SearchOptions:
         min_score = self.min_score
         if min_score is not None and (not isinstance(min_score, float | int) or math.isnan(float(min_score))):
             msg = f"min_score must be a number in [-1, 1] or None, got {min_score!r}."
+            raise ConfigError(msg)
+
+        rel = self.min_relevance
+        if rel is not None and (
+            isinstance(rel, bool) or not isinstance(rel, float | int) or not 0.0 <= float(rel) <= 1.0
+        ):
+            msg = f"min_relevance must be a number in [0, 1] or None, got {rel!r}."
             raise ConfigError(msg)
 
     def resolved(self, query_is_text: bool) -> SearchOptions:

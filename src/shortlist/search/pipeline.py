@@ -1,6 +1,7 @@
 """The query path, stage by stage.
 
-Encode -> gather (dense, keyword) -> fuse -> threshold -> cap per source -> MMR -> top-k -> token budget ->
+Encode -> gather (dense, keyword) -> fuse -> threshold -> cap per source -> MMR -> top-k -> relevance ->
+token budget ->
 :class:`~shortlist.types.Shortlist`.
 
 :func:`query_vector` turns a question (or a caller's vector) into the query vector; :func:`run` gathers candidates
@@ -21,9 +22,11 @@ import numpy as np
 from shortlist.errors import EmbeddingModelMismatchError, InputError
 from shortlist.search.stages import (
     Candidate,
+    above_relevance,
     cap_per_source,
     diversify,
     fused_order,
+    score_relevance,
     threshold,
     to_hits,
     top_k,
@@ -33,6 +36,7 @@ from shortlist.text import clean_text
 from shortlist.types import SearchStats, Shortlist
 
 if TYPE_CHECKING:
+    from shortlist.keywords.calibration import Calibration
     from shortlist.search.fusion import Fusion
     from shortlist.search.options import SearchOptions
     from shortlist.store import StoredChunk
@@ -184,8 +188,9 @@ def run(
     fusion: Fusion | None,
     total: int,
     timings: dict[str, float],
+    relevance: tuple[Calibration, Callable[[str, Sequence[str]], Any]] | None = None,
 ) -> tuple[list[Candidate], int]:
-    """Gather, threshold, cap per source, diversify, cut to ``k`` and fit the budget.
+    """Gather, threshold, cap per source, diversify, cut to ``k``, score relevance and fit the budget.
 
     Returns the kept candidates and how many were looked at.
 
@@ -197,6 +202,8 @@ def run(
         fusion: The hybrid fusion (holding its calibration); unused in the other modes.
         total: Chunks in the collection (the pool is widened up to it when a per-source cap leaves too few).
         timings: Per-stage milliseconds, added to.
+        relevance: The calibration and the keyword index's ``score_texts`` the hits' relevance comes from;
+            ``None``: no relevance (a search by vector).
     """
     mode = options.mode or "dense"
     fetch = options.fetch_size()
@@ -224,6 +231,12 @@ def run(
         ranked = diversify(ranked, qvec, k, float(options.mmr_lambda), mode)
         timings["mmr"] = _ms(t)
     ranked = top_k(ranked, k)
+    if relevance is not None:
+        t = time.perf_counter()
+        ranked = score_relevance(text, ranked, relevance[0], relevance[1])
+        if options.min_relevance is not None:
+            ranked = above_relevance(ranked, options.min_relevance)
+        timings["relevance"] = _ms(t)
     if options.budget is not None:
         ranked = within_budget(ranked, options.budget)
     return ranked, n_candidates

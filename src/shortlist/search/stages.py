@@ -2,7 +2,8 @@
 
 In search order: :func:`fused_order` (the fusion, hybrid mode) -> :func:`threshold` (``min_score``, on cosine) ->
 :func:`cap_per_source` (``max_per_source``) -> :func:`diversify` (MMR, by :func:`maximal_marginal_relevance`) ->
-:func:`top_k` -> :func:`within_budget` (token budget) -> :func:`to_hits`. None of them reads the store or runs the
+:func:`top_k` -> :func:`score_relevance` and :func:`above_relevance` (``min_relevance``) -> :func:`within_budget`
+(token budget) -> :func:`to_hits`. None of them reads the store or runs the
 model: they take ids, scores, token counts and vectors that :mod:`shortlist.search.pipeline` gathered.
 
 Example:
@@ -19,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,16 +30,19 @@ from shortlist.types import Hit
 
 if TYPE_CHECKING:
     from shortlist.config import SearchMode
+    from shortlist.keywords.calibration import Calibration
     from shortlist.search.fusion import Fusion
     from shortlist.store import StoredChunk
 
 __all__ = [
     "Candidate",
+    "above_relevance",
     "cap_per_source",
     "diversify",
     "fused_order",
     "maximal_marginal_relevance",
     "scaled",
+    "score_relevance",
     "threshold",
     "to_hits",
     "top_k",
@@ -58,6 +62,7 @@ class Candidate:
         keyword: BM25 score (``None`` if not a keyword candidate).
         fused: Score used for ordering (cosine, BM25 or the fused score, by mode).
         embedding: The chunk's stored vector, when read.
+        relevance: The calibrated relevance in [0, 1] (:func:`score_relevance`), once computed.
     """
 
     chunk: StoredChunk
@@ -65,6 +70,7 @@ class Candidate:
     keyword: float | None = None
     fused: float = 0.0
     embedding: Vector | None = field(default=None, repr=False)
+    relevance: float | None = None
 
 
 def fused_order(
@@ -90,6 +96,35 @@ def fused_order(
 def threshold(ranked: Sequence[Candidate], min_score: float) -> list[Candidate]:
     """The candidates whose cosine similarity is at least ``min_score`` (one never compared counts as -1), in order."""
     return [c for c in ranked if (c.cosine if c.cosine is not None else -1.0) >= min_score]
+
+
+def score_relevance(
+    query: str,
+    ranked: Sequence[Candidate],
+    calibration: Calibration,
+    score_texts: Callable[[str, Sequence[str]], Any],
+) -> list[Candidate]:
+    """The candidates with their :attr:`Candidate.relevance` set, in order (see
+    :meth:`~shortlist.keywords.calibration.Calibration.relevance_for`).
+
+    Args:
+        query: The question.
+        ranked: The candidates.
+        calibration: The collection's calibration (its relevance model).
+        score_texts: ``(query, texts) -> BM25 scores`` with the collection's statistics (the keyword index's).
+    """  # noqa: D205
+    out = list(ranked)
+    if not out or not query:
+        return out
+    bm25 = [float(b) for b in score_texts(query, [c.chunk.text for c in out])]
+    for cand, b in zip(out, bm25, strict=True):
+        cand.relevance = calibration.relevance_for(query, float(cand.cosine or 0.0), b, cand.chunk.text)
+    return out
+
+
+def above_relevance(ranked: Sequence[Candidate], min_relevance: float) -> list[Candidate]:
+    """The candidates whose relevance is at least ``min_relevance`` (one without a relevance counts as 0)."""
+    return [c for c in ranked if (c.relevance if c.relevance is not None else 0.0) >= min_relevance]
 
 
 def cap_per_source(ranked: Sequence[Candidate], cap: int) -> list[Candidate]:
@@ -199,6 +234,7 @@ def to_hits(ranked: Sequence[Candidate]) -> tuple[Hit, ...]:
             metadata=c.chunk.metadata,
             rank=i,
             tokens=c.chunk.tokens or None,
+            relevance=c.relevance,
         )
         for i, c in enumerate(ranked, start=1)
     )

@@ -1,0 +1,99 @@
+"""The calibration's evidence rule for the dense weight, and the relevance model (issue 16): pure functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shortlist.errors import ConfigError, InputError
+from shortlist.keywords.calibration import (
+    CALIBRATION_VERSION,
+    PRIOR_WEIGHT,
+    RELEVANCE_PRIOR,
+    Calibration,
+    coverage,
+    fit_relevance,
+    relevance_features,
+    shrunk_weight,
+)
+from shortlist.search.options import SearchOptions
+from shortlist.types import Hit
+
+
+def test_noise_keeps_the_prior() -> None:
+    # 57 probes that neither side finds, bar a few found at random ranks: the MRR ratio says 0.33, the evidence
+    # says nothing (each weight finds another few, by chance)
+    def rr(weight: float) -> np.ndarray:
+        rng = np.random.default_rng(int(weight * 100))
+        return (rng.random(57) < 0.08) / rng.integers(1, 11, 57)
+
+    assert shrunk_weight(0.33, PRIOR_WEIGHT, rr) == PRIOR_WEIGHT
+
+
+def test_clear_evidence_moves_the_weight() -> None:
+    def rr(weight: float) -> np.ndarray:  # the lower the dense weight, the better the probes are found
+        return np.full(100, 0.3) + np.linspace(0, 0.2, 100) * (PRIOR_WEIGHT - weight)
+
+    assert shrunk_weight(0.55, PRIOR_WEIGHT, rr) == 0.55
+
+
+def test_partial_evidence_moves_part_of_the_way() -> None:
+    def rr(weight: float) -> np.ndarray:  # best around 0.7; 0.4 is worse than the prior
+        gain = 0.2 - abs(weight - 0.7)
+        return np.where(np.arange(80) % 2 == 0, 0.5 + gain, 0.5 + gain * 0.5)
+
+    chosen = shrunk_weight(0.4, PRIOR_WEIGHT, rr)
+    assert 0.4 < chosen < PRIOR_WEIGHT
+
+
+def test_coverage_counts_cjk_bigrams_and_words() -> None:
+    assert coverage("如何重置密码", "打开设置页面，点击重置密码。") == pytest.approx(3 / 5)
+    assert coverage("reset the password", "Click Reset password.") == pytest.approx(2 / 3)
+    assert coverage("？！", "anything") == 0.0
+    assert coverage("怎么买咖啡？", "To reset your password, open Settings.") == 0.0
+
+
+def test_fit_relevance_sets_the_level_and_stays_near_the_prior_on_little_data() -> None:
+    rng = np.random.default_rng(1)
+    n = 300
+    y = np.r_[np.ones(n), np.zeros(n)]
+    cos = rng.normal(0.5, 0.1, 2 * n)  # no signal
+    bm = np.where(y == 1, rng.normal(12, 3, 2 * n), rng.normal(4, 2, 2 * n))
+    x = np.stack([relevance_features(c, b, 0.0) for c, b in zip(cos, bm, strict=True)])
+    coef = fit_relevance(x, y, RELEVANCE_PRIOR["cjk"])
+    assert coef[2] > RELEVANCE_PRIOR["cjk"][2]  # the keyword evidence separates well: a sharper step
+    assert coef[1] == 0.0  # the prior's direction is kept
+    few = fit_relevance(x[[0, 1, n, n + 1]], y[[0, 1, n, n + 1]], RELEVANCE_PRIOR["cjk"])
+    assert abs(few[0] - RELEVANCE_PRIOR["cjk"][0]) < 0.5 and few[2] / RELEVANCE_PRIOR["cjk"][2] < 2.0
+
+
+def test_relevance_is_in_unit_interval_and_follows_the_evidence() -> None:
+    cal = Calibration()
+    near = cal.relevance_for("How do I reset my password?", 0.8, 9.0, "To reset your password, open Settings.")
+    far = cal.relevance_for("How do I reset my password?", 0.05, 0.0, "Orders ship within three days.")
+    assert 0.0 <= far < 0.1 < 0.9 < near <= 1.0
+    zh = cal.relevance_for("如何重置密码？", 0.1, 8.0, "如何重置密码？打开设置页面，点击重置密码。")
+    assert zh > cal.relevance_for("如何重置密码？", 0.5, 0.0, "发票在每月第一天发送到账单地址。")
+
+
+def test_calibration_round_trips_its_relevance_model(tmp_path: Path) -> None:
+    cal = Calibration(
+        "fp", {"latin": 0.6}, {"latin": 80}, {"latin": {"dense": 0.5}}, 1.0, relevance={"latin": (1, 2, 3, 4)}
+    )
+    cal.save(tmp_path)
+    back = Calibration.load(tmp_path)
+    assert back is not None and back.version == CALIBRATION_VERSION
+    assert back.relevance_model("a question") == (1.0, 2.0, 3.0, 4.0)
+    assert back.relevance_model("一个问题") == RELEVANCE_PRIOR["cjk"]
+
+
+def test_min_relevance_and_hit_relevance_are_checked() -> None:
+    assert SearchOptions(min_relevance=0.5).min_relevance == 0.5
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(ConfigError, match="min_relevance"):
+            SearchOptions(min_relevance=bad)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="relevance"):
+        Hit("c1", "text", 0.5, relevance=1.2)
+    assert Hit("c1", "text", 0.5, relevance=0.25).to_dict()["relevance"] == 0.25
