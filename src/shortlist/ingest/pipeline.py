@@ -42,7 +42,9 @@ class Ingestor:
         chunk_tokens: Most word pieces in one chunk.
         chunk_overlap: Word pieces carried from one chunk to the next.
         title_key: Metadata key of a document's title (``None``: off).
-        on_write: Called once after a call that added, rewrote or removed chunks (the keyword index's cue).
+
+    The keyword index hears of the writes from the store itself (its change listeners and journal), so nothing here
+    tells it.
     """
 
     def __init__(
@@ -53,14 +55,12 @@ class Ingestor:
         chunk_tokens: int,
         chunk_overlap: int,
         title_key: str | None,
-        on_write: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.encoder = encoder
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.title_key = title_key
-        self.on_write = on_write
 
     def add(
         self,
@@ -83,32 +83,28 @@ class Ingestor:
         report = IngestReport()
         pending: dict[str, list[ChunkRecord]] = {}
         n_pending = 0
-        try:
-            for doc in docs:
-                records = chunk_document(
-                    doc,
-                    tokenizer=self.encoder.tokenizer,
-                    chunk_tokens=self.chunk_tokens,
-                    chunk_overlap=self.chunk_overlap,
-                    title_key=self.title_key,
-                )
-                report = replace(report, documents=report.documents + 1)
-                if doc.source in pending:
-                    n_pending -= len(pending.pop(doc.source))
-                pending[doc.source] = records
-                n_pending += len(records)
-                if n_pending >= batch_size:
-                    report = self._flush(pending, report, start)
-                    pending, n_pending = {}, 0
-                    if progress is not None:
-                        progress(report)
-            if pending:
+        for doc in docs:
+            records = chunk_document(
+                doc,
+                tokenizer=self.encoder.tokenizer,
+                chunk_tokens=self.chunk_tokens,
+                chunk_overlap=self.chunk_overlap,
+                title_key=self.title_key,
+            )
+            report = replace(report, documents=report.documents + 1)
+            if doc.source in pending:
+                n_pending -= len(pending.pop(doc.source))
+            pending[doc.source] = records
+            n_pending += len(records)
+            if n_pending >= batch_size:
                 report = self._flush(pending, report, start)
+                pending, n_pending = {}, 0
                 if progress is not None:
                     progress(report)
-        finally:
-            if (report.added or report.removed or report.updated) and self.on_write is not None:
-                self.on_write()
+        if pending:
+            report = self._flush(pending, report, start)
+            if progress is not None:
+                progress(report)
         return replace(report, corpus_tokens=self.store.corpus_tokens(), seconds=time.perf_counter() - start)
 
     def _flush(self, pending: Mapping[str, list[ChunkRecord]], report: IngestReport, start: float) -> IngestReport:
