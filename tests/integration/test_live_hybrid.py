@@ -77,7 +77,7 @@ pf = Prefilter(cfg["collection"], host=cfg["host"], port=cfg["port"], encoder=en
 _READER = (
     _PRELUDE
     + """
-import hashlib
+import hashlib, traceback
 stop_at = time.time() + cfg["seconds"]
 rounds = 0
 while time.time() < stop_at:
@@ -86,7 +86,8 @@ while time.time() < stop_at:
         try:
             hits = pf.search(query, k=k, mode=mode, fetch_k=fetch_k)
         except Exception as exc:
-            emit(event="error", probe=name, t0=t0, t=time.time(), error=f"{type(exc).__name__}: {exc}")
+            where = traceback.format_exc(limit=-12)
+            emit(event="error", probe=name, t0=t0, t=time.time(), error=f"{type(exc).__name__}: {exc}", where=where)
             continue
         obs = {"event": "obs", "probe": name, "t0": t0, "t": time.time()}
         if digest:
@@ -191,7 +192,8 @@ class Child:
     def check_alive(self) -> None:
         errors = [e for e in self.snapshot() if e.get("event") == "error"]
         if errors:
-            pytest.fail(f"{self.name}: a search failed: {errors[0]}")
+            first = errors[0]
+            pytest.fail(f"{self.name}: a search failed {first['t0']:.3f}: {first['error']}\n{first.get('where')}")
         if self.proc.poll() is not None:
             pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.stderr_tail()}")
 
@@ -213,7 +215,9 @@ class Child:
         """Send one command to a writer and return its "done" event."""
         seen = len(self.snapshot())
         self.send(**command)
-        return self.wait_for(lambda e: e.get("event") == "done", timeout, f"'done' for {command['op']}", start=seen)
+        done = self.wait_for(lambda e: e.get("event") == "done", timeout, f"'done' for {command['op']}", start=seen)
+        print(f"{self.name}: {command['op']} called {done['t0']:.3f}, returned {done['t']:.3f}")  # shown on failure
+        return done
 
     def send(self, **command: Any) -> None:
         assert self.proc.stdin is not None
