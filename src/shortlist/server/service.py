@@ -233,6 +233,9 @@ def warm(service: Service) -> None:
         prefilter = service.prefilter(None)
     except ApiError:  # no such collection (yet): nothing to warm
         return
+    except ShortlistError as exc:  # a Chroma server that is not up yet: serve anyway (searches answer 503 until it is)
+        logger.warning("shortlist serve starts without its store: %s", exc)
+        return
     try:
         prefilter.calibration()
     except Exception:  # a warm-up must not stop the server: the first hybrid search will say what is wrong

@@ -141,6 +141,9 @@ def test_two_serve_processes_on_one_chroma_run_answer_alike(serves: tuple[Serve,
         assert first.json()["hits"][0]["source"].endswith("tides.txt"), mode
     health = a.health().json()
     assert health["status"] == "ok" and health["db"] == chroma.url and health["collections"] == {COLLECTION: 4}
+    missing = httpx.post(f"{a.url}/api/search", json={"query": "tides", "collection": "nope"}, trust_env=False)
+    assert missing.status_code == 404  # and the command that builds it names this server
+    assert f"shortlist index PATH --collection nope --chroma-url {chroma.url}" in missing.json()["error"]
 
 
 def test_a_write_is_seen_by_both(serves: tuple[Serve, Serve], chroma: ChromaRun, tmp_path: Path) -> None:
@@ -183,3 +186,25 @@ def test_chroma_down_is_503_then_serve_recovers_by_itself(serves: tuple[Serve, S
             time.sleep(0.2)
         assert hits(answer) == previous
         assert serve.health().json()["status"] == "ok"
+
+
+def test_serve_starts_while_chroma_is_down_and_searches_once_it_is_up(encoder: Encoder, chroma: ChromaRun) -> None:
+    """Workers started before their `chroma run` (a compose file's order) serve at once: degraded, then 200."""
+    from fastapi.testclient import TestClient
+
+    from shortlist.server import create_app
+
+    chroma.stop()
+    try:
+        with TestClient(create_app(encoder=encoder, chroma=chroma.url, collection=COLLECTION)) as client:
+            assert client.get("/health").json()["status"] == "degraded"
+            down = client.post("/api/search", json={"query": "Do cats purr?"})
+            assert down.status_code == 503 and f"127.0.0.1:{chroma.port}" in down.json()["error"]
+            assert client.post("/api/embed", json={"input": "cats"}).status_code == 200  # no store needed
+            chroma.start()
+            up = client.post("/api/search", json={"query": "Do cats purr?", "k": 1})
+            assert up.status_code == 200 and up.json()["hits"][0]["source"].endswith("cats.txt")
+            assert client.get("/health").json()["status"] == "ok"
+    finally:
+        if chroma.proc is None:
+            chroma.start()
