@@ -538,11 +538,13 @@ def test_server_stopped_and_started_again_under_a_reader(
     files = _segment_files(cache, name)
 
     chroma_run.stop()
+    messages: dict[str, str] = {}
     for mode in ("keyword", "hybrid"):
         started = time.monotonic()
-        with pytest.raises(StoreError):
+        with pytest.raises(StoreError) as down:
             pf.search(question, k=4, mode=mode)
         assert time.monotonic() - started < 15, f"{mode}: the error took {time.monotonic() - started:.1f} s"
+        messages[mode] = str(down.value)
     # The CLI against the stopped server: one clear line, no traceback, a failing exit code, promptly.
     started = time.monotonic()
     cli = subprocess.run(
@@ -574,3 +576,6 @@ def test_server_stopped_and_started_again_under_a_reader(
         assert time.monotonic() - written < WAIT_AT_MOST, "the reader stopped following the store after the restart"
         time.sleep(0.2)
     pf.close()
+    # Checked last, so that the recovery above is tested whatever this says: docs/live-hybrid.md ("When the Chroma
+    # server is down") promises a StoreError naming the server.
+    assert all(str(chroma_run.port) in m for m in messages.values()), f"the server is not named: {messages}"
