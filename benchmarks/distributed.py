@@ -261,7 +261,7 @@ def main() -> int:
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     ap.add_argument("--batch-size", type=int, default=16, help="documents per Ray task")
     ap.add_argument("--backend", default="onnx", choices=["onnx", "onnx-int8", "torch"])
-    ap.add_argument("--write-chunks", type=int, default=6000)
+    ap.add_argument("--write-chunks", type=int, default=3000, help="chunks per write cell")
     ap.add_argument("--write-batches", default="64,256,1024")
     ap.add_argument("--clients", default="1,2,4")
     ap.add_argument("--chroma-url", default=None, help="an existing chroma run (default: start one here)")

@@ -124,6 +124,10 @@ def index_on_ray(
     click.echo(report_text(report, collection, str(db)))
 
 
+def _workers(n: int) -> str:
+    return f"{n} worker" if n == 1 else f"{n} workers"
+
+
 def report_text(report: DistributedReport, collection: str, db: str) -> str:
     """The summary: one line of totals, one of where the time went, one per worker."""
     lines = [
@@ -132,11 +136,11 @@ def report_text(report: DistributedReport, collection: str, db: str) -> str:
         f"{report.chunks - report.added:,} already there; collection {collection!r} now holds "
         f"{report.total_chunks:,} chunks ({db}).",
         f"Time: read {report.read_s:.1f} s (driver); chunk {report.chunk_s:.1f} s, diff {report.diff_s:.1f} s, "
-        f"embed {report.embed_s:.1f} s, write {report.write_s:.1f} s (summed over {len(report.workers)} workers).",
+        f"embed {report.embed_s:.1f} s, write {report.write_s:.1f} s (summed over {_workers(len(report.workers))}).",
     ]
     for w in report.workers:
         lines.append(
-            f"  {w.worker}: {w.batches} batches, {w.chunks:,} chunks ({w.added:,} embedded), "
-            f"{w.chunks_per_second:.1f} chunks/s busy, {w.embedded_per_second:.1f} embedded/s"
+            f"  {w.worker}: {w.batches} batch{'' if w.batches == 1 else 'es'}, {w.chunks:,} chunks "
+            f"({w.added:,} embedded), {w.chunks_per_second:.1f} chunks/s busy, {w.embedded_per_second:.1f} embedded/s"
         )
     return "\n".join(lines)
