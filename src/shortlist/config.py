@@ -36,6 +36,7 @@ __all__ = [
     "LongTextPolicy",
     "chosen_backend",
     "default_backend",
+    "is_unreachable",
     "onnx_exportable",
     "resolve_backend",
     "location_option",
@@ -210,13 +211,13 @@ class ChromaServer:
         message = " ".join(str(exc).split()).rstrip(".")
         if f"{self.host}:{self.port}" in message or self.url in message:
             return message
-        if _unreachable(exc):
+        if is_unreachable(exc):
             return f"{message}: the Chroma server at {self.url} cannot be reached. Is `chroma run` running there?"
         return f"{message} (Chroma server at {self.url})."
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an error it was raised from) is a failed connection or a timeout."""
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a failed connection or a timeout (a server down or hung)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

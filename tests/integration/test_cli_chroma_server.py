@@ -197,3 +197,21 @@ def open_session_timeout(prefilter: Prefilter, seconds: float) -> None:
     from shortlist.store.client import _bound_requests
 
     _bound_requests(prefilter.store.client, seconds)
+
+
+def test_a_raw_connection_error_is_still_one_line() -> None:
+    """A failed connection that reaches the group unwrapped (not a StoreError) is one line, not a traceback."""
+    import click
+    import httpx
+
+    from shortlist.cli.group import ShortlistGroup
+
+    @click.group(cls=ShortlistGroup)
+    def group() -> None: ...
+
+    @group.command()
+    def fails() -> None:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    result = CliRunner().invoke(group, ["fails"])
+    assert result.exit_code == 1 and result.output.strip() == "Error: Chroma: [Errno 111] Connection refused"

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from shortlist import __version__
+from shortlist.config import is_unreachable
 from shortlist.errors import ShortlistError
 
 __all__ = ["ShortlistGroup", "cli", "main"]
@@ -32,7 +33,7 @@ class ShortlistGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
-            if type(exc).__module__.startswith("chromadb"):
+            if type(exc).__module__.startswith("chromadb") or is_unreachable(exc):  # a server down or hung too
                 msg = f"Chroma: {_one_line(exc)}"
                 raise click.ClickException(msg) from exc
             raise

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shortlist.batching import BatcherBusyError
-from shortlist.config import ChromaServer
+from shortlist.config import ChromaServer, is_unreachable
 from shortlist.errors import EmbeddingModelMismatchError, ShortlistError, StoreError
 
 __all__ = ["ErrorResponses", "ApiError", "api_error", "error_body", "install_error_handlers", "status_of"]
@@ -163,6 +163,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_unreachable(exc):  # a connection (to Chroma) that failed outside shortlist's own errors: still a 503
+        logger.warning("unreachable store on %s: %r", request.url.path, exc)
+        server = getattr(getattr(request.app.state, "service", None), "db", None)
+        where = server.explain(exc) if isinstance(server, ChromaServer) else " ".join(str(exc).split())
+        return _json_error(request.url.path, 503, f"The collection could not be searched: {where}")
     logger.exception("unhandled error on %s", request.url.path)
     msg = f"Internal error ({type(exc).__name__}); the server log has the details."
     return _json_error(request.url.path, 500, msg)

@@ -208,3 +208,21 @@ def test_serve_starts_while_chroma_is_down_and_searches_once_it_is_up(encoder: E
     finally:
         if chroma.proc is None:
             chroma.start()
+
+
+def test_a_raw_connection_error_is_a_503_naming_the_server(encoder: Encoder) -> None:
+    """A failed connection that reaches the app unwrapped (not a StoreError) is a 503 that names the server."""
+    from fastapi.testclient import TestClient
+
+    from shortlist.server import create_app
+
+    app = create_app(encoder=encoder, chroma="http://127.0.0.1:9", collection=COLLECTION)
+
+    @app.get("/api/raw-failure")
+    def raw_failure() -> None:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/api/raw-failure")
+    assert answer.status_code == 503
+    assert "http://127.0.0.1:9 cannot be reached" in answer.json()["error"]
