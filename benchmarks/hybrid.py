@@ -13,6 +13,14 @@ Sets (../shared/data, override with --data) and their metric:
     stackfaq  StackFAQ paraphrase -> canonical FAQ question (1,249 queries)     Top-1
     xquad-zh  XQuAD zh (1,190 questions, 240 passages, chunks <= 126)           gold recall@5 of chunks
     xquad-en  XQuAD en (the same, in English)                                   gold recall@5 of chunks
+    clinc150  CLINC150 as an FAQ: the first five train utterances of each of the 150 intents (750 one-sentence
+              entries, no probes); the 4,500 test utterances                    Top-1 intent
+    clinc150-mixed  the failing shape of issue 16: the same FAQ where every seventh entry has a second sentence,
+              another utterance of its intent or of its domain (107 two-sentence entries: few probes, which
+              neither side finds well)                                          Top-1 intent
+    stsb-zh-faq  a Chinese question-matching set from STS-B zh (train, pairs scored >= 4): the first sentences
+              are the entries (with every seventh one given a second, unrelated sentence), the second
+              sentences the queries                                             Top-1
 
 Each set is ingested into an embedded Chroma folder under --db (default benchmarks/results/chroma-hybrid,
 git-ignored: the vectors are computed once; a second run embeds only the queries, which are cached too). Retrieval
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import sys
 import time
@@ -43,12 +52,16 @@ import numpy as np
 
 from shortlist import Encoder
 from shortlist.evaluate import Dataset, index_dataset, load_beir, load_squad2, load_stackfaq
+from shortlist.keywords.calibration import script_of
 from shortlist.prefilter import Prefilter, rrf
+from shortlist.search.fusion import convex
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_DB = REPO / "benchmarks" / "results" / "chroma-hybrid"
 BARS = {"scifact": 0.72, "squad2": 0.98, "stackfaq": 0.94, "xquad-zh": 0.97, "xquad-en": 0.97}
+#: Hybrid may fall this far below the better single side at most (issue 16).
+SLACK = 0.005
 
 
 @dataclass(frozen=True)
@@ -60,12 +73,70 @@ class SetSpec:
     k: int  # chunks searched
 
 
+def _clinc_faq(data: Path, *, mixed: bool) -> Dataset:
+    """CLINC150 as an FAQ of five entries per intent; ``mixed``: every seventh entry gets a second sentence."""
+    raw = json.loads((data / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
+    entries: dict[str, list[str]] = {}
+    spare: list[tuple[str, str]] = []
+    for text, intent in raw["train"]:
+        entries.setdefault(intent, [])
+        if len(entries[intent]) < 5:
+            entries[intent].append(text)
+        elif len(entries[intent]) == 5 and not any(i == intent for _, i in spare[-1:]):
+            spare.append((text, intent))
+    domains = json.loads((data / "clinc150" / "domains.json").read_text(encoding="utf-8"))
+    domain = {intent: name for name, intents in domains.items() for intent in intents}
+    rng = np.random.default_rng(0)
+    corpus: dict[str, dict[str, str]] = {}
+    by_intent: dict[str, list[str]] = {}
+    n = 0
+    for intent, texts in entries.items():
+        for j, text in enumerate(texts):
+            doc_id = f"{intent}-{j}"
+            if mixed and n % 7 == 3:  # a second sentence: another utterance of the intent, or of its domain
+                pool = [t for t, i in spare if i == intent] if n % 2 else []
+                pool = pool or [t for t, i in spare if i != intent and domain.get(i) == domain.get(intent)]
+                text = f"{text.rstrip('?.!')}. {pool[int(rng.integers(len(pool)))].capitalize()}."
+            corpus[doc_id] = {"title": "", "text": text}
+            by_intent.setdefault(intent, []).append(doc_id)
+            n += 1
+    queries = {f"q{i}": t for i, (t, _) in enumerate(raw["test"])}
+    qrels = {f"q{i}": dict.fromkeys(by_intent[it], 1) for i, (_, it) in enumerate(raw["test"])}
+    return Dataset("clinc150-mixed" if mixed else "clinc150", corpus, queries, qrels)
+
+
+def _stsb_zh_faq(data: Path) -> Dataset:
+    """Chinese question matching from STS-B zh train: sentence 1 of the pairs is an entry, sentence 2 of the pairs
+    scored >= 4 a query; every seventh entry gets a second, unrelated sentence."""  # noqa: D205
+    with (data / "stsb_zh" / "stsb_zh_train.tsv").open(encoding="utf-8") as fh:
+        rows = [line.rstrip("\n").split("\t") for line in fh][1:]
+    rows = [r for r in rows if len(r) >= 3 and r[0].strip() and r[1].strip()]
+    firsts = list(dict.fromkeys(r[0].strip() for r in rows))
+    ids = {t: f"e{i}" for i, t in enumerate(firsts)}
+    rng = np.random.default_rng(0)
+    corpus = {}
+    for i, text in enumerate(firsts):
+        if i % 7 == 3:
+            text = text.rstrip("。") + "。" + firsts[int(rng.integers(len(firsts)))]
+        corpus[ids[firsts[i]]] = {"title": "", "text": text}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for j, r in enumerate(rows):
+        if float(r[2]) >= 4 and r[1].strip() != r[0].strip():
+            queries[f"q{j}"] = r[1].strip()
+            qrels[f"q{j}"] = {ids[r[0].strip()]: 1}
+    return Dataset("stsb-zh-faq", corpus, queries, qrels)
+
+
 SETS = {
     "scifact": SetSpec("scifact", lambda d: load_beir(d / "beir_scifact", name="scifact"), 128, "ndcg10", 40),
     "squad2": SetSpec("squad2", lambda d: load_squad2(d / "squad2_dev_cs224n"), 128, "recall", 20),
     "stackfaq": SetSpec("stackfaq", lambda d: load_stackfaq(d / "stackfaq"), 128, "top1", 4),
     "xquad-zh": SetSpec("xquad-zh", lambda d: load_squad2(d / "xquad" / "zh"), 126, "recall", 5),
     "xquad-en": SetSpec("xquad-en", lambda d: load_squad2(d / "xquad" / "en"), 126, "recall", 5),
+    "clinc150": SetSpec("clinc150", lambda d: _clinc_faq(d, mixed=False), 128, "top1", 4),
+    "clinc150-mixed": SetSpec("clinc150-mixed", lambda d: _clinc_faq(d, mixed=True), 128, "top1", 4),
+    "stsb-zh-faq": SetSpec("stsb-zh-faq", _stsb_zh_faq, 128, "top1", 4),
 }
 METRIC_NAMES = {"ndcg10": "nDCG@10", "recall": "gold R@{k}", "top1": "Top-1"}
 
@@ -125,7 +196,8 @@ def run_set(spec: SetSpec, data: Path, db: Path, encoder: Encoder, latency_queri
     qtexts = [ds.queries[q] for q in qids]
     qvecs = _query_vectors(encoder, qtexts, db.parent / "hybrid-queries", spec.name)
     one, pooled = spec.k, max(4 * spec.k, 20)
-    sums = {"dense": 0.0, "keyword": 0.0, "rrf": 0.0, "adaptive": 0.0}
+    sums = {"dense": 0.0, "keyword": 0.0, "rrf": 0.0, "adaptive": 0.0, "ratio": 0.0}
+    ratio = {script: float(m.get("ratio", cal.weights.get(script, 0.0))) for script, m in cal.mrr.items()}
     sent = 0.0
     for qi, qid in enumerate(qids):
         text, rel = qtexts[qi], dict(ds.qrels[qid])
@@ -139,6 +211,8 @@ def run_set(spec: SetSpec, data: Path, db: Path, encoder: Encoder, latency_queri
             "keyword": keyword[:one],
             "rrf": rrf(text, dense, keyword),
             "adaptive": pf.fusion(text, dense, keyword),
+            # the weight the probes' MRR alone give (the calibration before issue 16 used it as is)
+            "ratio": convex(text, dense, keyword, weight=ratio.get(script_of(text), cal.weight_for(text))),
         }
         for mode, order in lists.items():
             sums[mode] += _score(spec, order, source, rel)
@@ -163,7 +237,7 @@ def run_set(spec: SetSpec, data: Path, db: Path, encoder: Encoder, latency_queri
     print(
         f"[{spec.name}] {n} queries, {len(ids)} chunks; calibration {cal_s:.1f}s -> weights {row['weights']} "
         f"probe MRR {row['probe_mrr']}; dense {row['dense']:.3f} keyword {row['keyword']:.3f} "
-        f"rrf {row['rrf']:.3f} adaptive {row['adaptive']:.3f}",
+        f"rrf {row['rrf']:.3f} adaptive {row['adaptive']:.3f} (MRR-ratio weight {row['ratio']:.3f})",
         flush=True,
     )
     return row
@@ -194,20 +268,21 @@ def _latency(pf: Prefilter, texts: list[str], k: int, n: int) -> dict[str, float
 
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| set | metric | dense | BM25 | RRF k=60 | adaptive | best single - 0.01 | bar "
+        "| set | metric | dense | BM25 | RRF k=60 | adaptive | MRR-ratio weight | best single - 0.005 | bar "
         "| dense weight (by script) | ok |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         spec = SETS[r["name"]]
         metric = METRIC_NAMES[spec.metric].format(k=spec.k)
-        floor = max(r["dense"], r["keyword"]) - 0.01
-        bar = BARS[r["name"]]
+        floor = max(r["dense"], r["keyword"]) - SLACK
+        bar = BARS.get(r["name"], 0.0)
         ok = r["adaptive"] >= floor - 1e-12 and r["adaptive"] >= bar - 1e-12
         weights = ", ".join(f"{s} {w:.2f}" for s, w in sorted(r["weights"].items())) or "none (prior)"
         lines.append(
             f"| {r['name']} | {metric} | {r['dense']:.3f} | {r['keyword']:.3f} | {r['rrf']:.3f} | "
-            f"**{r['adaptive']:.3f}** | {floor:.3f} | {bar:.2f} | {weights} | {'yes' if ok else 'NO'} |"
+            f"**{r['adaptive']:.3f}** | {r['ratio']:.3f} | {floor:.3f} | {bar:.2f} | {weights} | "
+            f"{'yes' if ok else 'NO'} |"
         )
     return "\n".join(lines)
 

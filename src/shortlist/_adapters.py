@@ -15,7 +15,7 @@ from shortlist.types import Hit
 __all__ = ["RESULT_KEYS", "SEARCH_OPTIONS", "merge_options", "result_metadata"]
 
 #: Keys the retrievers add to each hit's metadata (a user key of the same name is kept as ``original_<key>``).
-RESULT_KEYS = ("id", "score", "rank")
+RESULT_KEYS = ("id", "score", "rank", "relevance")
 
 #: Options of :meth:`shortlist.prefilter.Prefilter.search` a retriever holds and lets a call override
 #: (``k`` first; the LlamaIndex retriever calls it ``similarity_top_k``): the fields of
@@ -24,7 +24,7 @@ SEARCH_OPTIONS = OPTION_NAMES
 
 
 def result_metadata(hit: Hit) -> dict[str, Any]:
-    """The hit's metadata (with ``source`` and ``chunk``) plus ``id``, ``score`` (cosine) and ``rank`` (1-based).
+    """The hit's metadata plus ``id``, ``score`` (cosine), ``rank`` (1-based) and ``relevance`` (when it has one).
 
     A user metadata key named ``id``, ``score`` or ``rank`` is kept as ``original_id`` (etc.) rather than lost.
     """
@@ -33,6 +33,8 @@ def result_metadata(hit: Hit) -> dict[str, Any]:
         if key in meta:
             meta[f"original_{key}"] = meta.pop(key)
     meta.update(id=hit.id, score=float(hit.score), rank=int(hit.rank))
+    if hit.relevance is not None:
+        meta["relevance"] = float(hit.relevance)
     return meta
 
 

@@ -182,6 +182,7 @@ class ShortlistRetriever(BaseRetriever):
         prefilter: The pre-filter to search.
         k: Most documents to return (default 4).
         min_score: Drop hits whose cosine similarity is below this.
+        min_relevance: Drop hits whose relevance (in [0, 1], calibrated on the collection) is below this.
         where: Chroma metadata filter, e.g. ``{"lang": "en"}``.
         where_document: Chroma document filter, e.g. ``{"$contains": "python"}``.
         mode: ``"hybrid"`` (default: adaptive fusion of both), ``"dense"`` or ``"keyword"``.
@@ -214,6 +215,7 @@ class ShortlistRetriever(BaseRetriever):
     prefilter: Prefilter
     k: int = Field(default=DEFAULT_K, gt=0)
     min_score: float | None = None
+    min_relevance: float | None = Field(default=None, ge=0.0, le=1.0)
     where: dict[str, Any] | None = None
     where_document: dict[str, Any] | None = None
     mode: SearchMode = DEFAULT_MODE
@@ -230,8 +232,9 @@ class ShortlistRetriever(BaseRetriever):
         Args:
             prefilter: The pre-filter.
             k: Most documents per query (default 4).
-            **options: ``min_score``, ``where``, ``where_document``, ``mode``, ``mmr``, ``mmr_lambda``, ``fetch_k``,
-                ``max_per_source``, ``budget``, and BaseRetriever's ``tags``/``metadata``.
+            **options: ``min_score``, ``min_relevance``, ``where``, ``where_document``, ``mode``, ``mmr``,
+                ``mmr_lambda``, ``fetch_k``, ``max_per_source``, ``budget``, and BaseRetriever's
+                ``tags``/``metadata``.
 
         Returns:
             The retriever.

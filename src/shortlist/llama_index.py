@@ -57,7 +57,7 @@ __all__ = ["MiniLMEmbedding", "ShortlistRetriever", "ShortlistVectorStore", "hit
 logger = logging.getLogger(__name__)
 
 #: Metadata keys kept out of the text the LLM reads (and of any re-embedding): figures, not content.
-HIDDEN_KEYS = ("id", "score", "rank", "chunk")
+HIDDEN_KEYS = ("id", "score", "rank", "relevance", "chunk")
 
 
 # ---------------------------------------------------------------------------------------------- embedding
@@ -191,6 +191,7 @@ class ShortlistRetriever(BaseRetriever):
         similarity_top_k: Most nodes to return (default 4): the pre-filter's ``k``, named as in LlamaIndex's own
             retrievers.
         min_score: Drop hits whose cosine similarity is below this.
+        min_relevance: Drop hits whose relevance (in [0, 1], calibrated on the collection) is below this.
         where: Chroma metadata filter, e.g. ``{"lang": "en"}``.
         where_document: Chroma document filter, e.g. ``{"$contains": "python"}``.
         mode: ``"hybrid"`` (default: adaptive fusion of both), ``"dense"`` or ``"keyword"``.
@@ -229,6 +230,7 @@ class ShortlistRetriever(BaseRetriever):
         *,
         similarity_top_k: int = DEFAULT_K,
         min_score: float | None = None,
+        min_relevance: float | None = None,
         where: dict[str, Any] | None = None,
         where_document: dict[str, Any] | None = None,
         mode: SearchMode = DEFAULT_MODE,
@@ -247,6 +249,7 @@ class ShortlistRetriever(BaseRetriever):
         self.prefilter = prefilter
         self.similarity_top_k = similarity_top_k
         self.min_score = min_score
+        self.min_relevance = min_relevance
         self.where = where
         self.where_document = where_document
         self.mode: SearchMode = mode
@@ -265,8 +268,8 @@ class ShortlistRetriever(BaseRetriever):
         Args:
             prefilter: The pre-filter.
             similarity_top_k: Most nodes per query (default 4).
-            **options: ``min_score``, ``where``, ``where_document``, ``mode``, ``mmr``, ``mmr_lambda``, ``fetch_k``,
-                ``max_per_source``, ``budget``, ``callback_manager``, ``verbose``.
+            **options: ``min_score``, ``min_relevance``, ``where``, ``where_document``, ``mode``, ``mmr``,
+                ``mmr_lambda``, ``fetch_k``, ``max_per_source``, ``budget``, ``callback_manager``, ``verbose``.
 
         Returns:
             The retriever.

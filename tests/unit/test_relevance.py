@@ -58,15 +58,17 @@ def test_coverage_counts_cjk_bigrams_and_words() -> None:
 def test_fit_relevance_sets_the_level_and_stays_near_the_prior_on_little_data() -> None:
     rng = np.random.default_rng(1)
     n = 300
-    y = np.r_[np.ones(n), np.zeros(n)]
-    cos = rng.normal(0.5, 0.1, 2 * n)  # no signal
-    bm = np.where(y == 1, rng.normal(12, 3, 2 * n), rng.normal(4, 2, 2 * n))
-    x = np.stack([relevance_features(c, b, 0.0) for c, b in zip(cos, bm, strict=True)])
-    coef = fit_relevance(x, y, RELEVANCE_PRIOR["cjk"])
-    assert coef[2] > RELEVANCE_PRIOR["cjk"][2]  # the keyword evidence separates well: a sharper step
-    assert coef[1] == 0.0  # the prior's direction is kept
-    few = fit_relevance(x[[0, 1, n, n + 1]], y[[0, 1, n, n + 1]], RELEVANCE_PRIOR["cjk"])
-    assert abs(few[0] - RELEVANCE_PRIOR["cjk"][0]) < 0.5 and few[2] / RELEVANCE_PRIOR["cjk"][2] < 2.0
+    y = np.r_[np.ones(n), np.zeros(2 * n)]  # two wrong chunks per probe
+    bm = np.where(y == 1, rng.normal(12, 3, 3 * n), rng.normal(4, 2, 3 * n)).clip(0)
+    x = np.stack([relevance_features(0.5, b, 0.0) for b in bm])
+    prior = RELEVANCE_PRIOR["cjk"]
+    coef = fit_relevance(x, y, prior)
+    assert coef[1:] == tuple(prior[1:])  # the prior's direction and scale are kept
+    p = 1 / (1 + np.exp(-(x @ np.asarray(coef))))
+    assert p[y == 1].mean() > 0.5 > p[y == 0].mean()
+    few = fit_relevance(x[[0, n, n + 1]], y[[0, n, n + 1]], prior)
+    assert abs(few[0] - prior[0]) < 1.0
+    assert fit_relevance(x[:5], y[:5], prior) == tuple(prior)  # no wrong chunk: nothing to fit
 
 
 def test_relevance_is_in_unit_interval_and_follows_the_evidence() -> None:

@@ -38,6 +38,11 @@ def parse_where(value: str | None, option: str) -> dict[str, Any] | None:
 @encoder_options
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=DEFAULT_K, show_default=True, help="Hits to keep.")
 @click.option("--min-score", type=click.FloatRange(-1.0, 1.0), help="Drop hits under this cosine similarity.")
+@click.option(
+    "--min-relevance",
+    type=click.FloatRange(0.0, 1.0),
+    help="Drop hits under this relevance (0-1, calibrated on the collection, any language; try 0.5).",
+)
 @click.option("--hybrid", is_flag=True, help="Same as --mode hybrid (the default).")
 @click.option("--mode", type=click.Choice(MODES), help="Retrieval mode (default: hybrid).")
 @click.option("--where", "where_json", metavar="JSON", help='Metadata filter, e.g. \'{"kind": "topic"}\'.')
@@ -53,6 +58,7 @@ def query(
     settings: EncoderSettings,
     k: int,
     min_score: float | None,
+    min_relevance: float | None,
     hybrid: bool,
     mode: str | None,
     where_json: str | None,
@@ -81,6 +87,7 @@ def query(
     options = SearchOptions(
         k=k,
         min_score=min_score,
+        min_relevance=min_relevance,
         where=where,
         where_document=where_document,
         mode=cast("SearchMode", "hybrid" if hybrid else (mode or DEFAULT_MODE)),

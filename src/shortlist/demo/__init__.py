@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from shortlist._io import atomic_write
 from shortlist.config import DEFAULT_MODE, resolve_chroma_path
 from shortlist.console import format_shortlist, ingest_progress
+from shortlist.search.options import SUGGESTED_MIN_RELEVANCE
 
 if TYPE_CHECKING:
     from shortlist.corpus import CorpusDocument
@@ -91,6 +92,14 @@ QUESTIONS: tuple[DemoQuestion, ...] = (
         "如何用 json.loads 把 JSON 字符串解析成字典？",
         expected=("doc:json.loads", "doc:json", "doc:json.JSONDecoder"),
         note="the Python name in the question carries it, on both sides",
+    ),
+    DemoQuestion(
+        "What is the best way to cook rice?",
+        note="off-topic for Python's documentation: nothing clears min_relevance, so the shortlist is empty",
+    ),
+    DemoQuestion(
+        "怎么买咖啡？",
+        note="off-topic, in Chinese: an empty shortlist too (cosine alone cannot tell, relevance can)",
     ),
 )
 
@@ -247,6 +256,8 @@ def _answer(number: int, question: DemoQuestion, result: Shortlist, k: int) -> s
     if question.note:
         lines.append(f"    ({question.note})")
     lines.append(format_shortlist(result))
+    if not question.expected and not result.hits:
+        lines.append("    -> an empty shortlist: nothing relevant, no need to call the LLM")
     if question.expected:
         rank = _expected_rank(result, question.expected)
         wanted = " or ".join(e + "*" if e.endswith(".") else e for e in question.expected[:2])
@@ -275,6 +286,7 @@ def run(
     documents: Sequence[CorpusDocument] | None = None,
     questions: Sequence[str | DemoQuestion] | None = None,
     k: int = 3,
+    min_relevance: float | None = SUGGESTED_MIN_RELEVANCE,
     encoder: Encoder | None = None,
     progress: bool | None = None,
     out: TextIO | None = None,
@@ -289,6 +301,9 @@ def run(
         documents: Index these documents instead of the whole demo corpus.
         questions: Questions to ask (strings are searched in the default mode, hybrid); default :data:`QUESTIONS`.
         k: Hits per question (default 3).
+        min_relevance: Hits under this relevance are dropped (default
+            :data:`~shortlist.search.options.SUGGESTED_MIN_RELEVANCE`, 0.5; ``None`` keeps all): an off-topic
+            question gets an empty shortlist.
         encoder: Encoder to use; default the shared one.
         progress: Progress bar while building (default: when stderr is a terminal).
         out: Where to print (default stdout).
@@ -317,7 +332,12 @@ def run(
         out.write(_warm_keyword_side(prefilter, summary["chunks"]))
     results = []
     for number, question in enumerate(asked, 1):
-        result = prefilter.search(question.text, k=k, mode=question.mode)  # type: ignore[arg-type]
+        result = prefilter.search(
+            question.text,
+            k=k,
+            mode=question.mode,  # type: ignore[arg-type]
+            min_relevance=min_relevance,
+        )
         results.append(result)
         out.write(_answer(number, question, result, k))
     if results and results[-1].stats.corpus_tokens:

@@ -49,6 +49,7 @@ __all__ = [
     "make_probes",
     "script_of",
     "shrunk_weight",
+    "unit_texts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ PROBE_DEPTH = 40
 #: Chunks the probes are drawn from (at most), by :func:`probe_pool_ids`.
 PROBE_POOL = 2000
 SEED = 0
-CALIBRATION_VERSION = 3
+CALIBRATION_VERSION = 4
 #: One-sided z of the test a calibrated weight must pass before it replaces the prior (about 95%).
 WEIGHT_Z = 1.64
 #: Relevance model (per script): logistic coefficients of (1, cosine, log(1 + BM25), coverage). The priors are
@@ -75,7 +76,7 @@ RELEVANCE_PRIOR: Mapping[str, tuple[float, ...]] = {
     "latin": (-6.0, 10.0, 0.5, 2.0),
     "cjk": (-4.0, 0.0, 1.0, 3.0),
 }
-#: Pseudo-observations the fitted coefficients are shrunk toward the prior with (ridge penalty to the prior).
+#: Pseudo-observations the fitted intercept is shrunk toward the prior's with.
 RELEVANCE_PRIOR_STRENGTH = 20.0
 CALIBRATION_FILE = "calibration.json"
 
@@ -137,18 +138,29 @@ _CJK_RUN = re.compile(rf"[{CJK_SCRIPT_CHARS}]+")
 _WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 
 
-def _units(text: str) -> set[str]:
+def _units(text: str, *, cjk: bool = True, words: bool = True) -> set[str]:
     """What :func:`coverage` counts: CJK character bigrams (a lone character alone) and other words of 3+ letters."""
     units: set[str] = set()
-    for run in _CJK_RUN.findall(text):
-        units.update(run[i : i + 2] for i in range(max(1, len(run) - 1)))
-    units.update(w.lower() for w in _WORD.findall(_CJK_RUN.sub(" ", text)))
+    if cjk:
+        for run in _CJK_RUN.findall(text):
+            units.update(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+    if words:
+        units.update(w.lower() for w in _WORD.findall(_CJK_RUN.sub(" ", text)))
     return units
 
 
-def coverage(query: str, text: str) -> float:
-    """The share of the query's units (CJK character bigrams, words) found in ``text``; 0 for a query without any."""
-    wanted = _units(query)
+def unit_texts(query: str) -> tuple[str, str]:
+    """The query's CJK runs and its other words, each joined: what is asked of the keyword index's vocabulary."""
+    return " ".join(_CJK_RUN.findall(query)), " ".join(_WORD.findall(_CJK_RUN.sub(" ", query)))
+
+
+def coverage(query: str, text: str, *, cjk: bool = True, words: bool = True) -> float:
+    """The share of the query's units (CJK character bigrams, words) found in ``text``; 0 for a query without any.
+
+    ``cjk=False`` / ``words=False`` leave that kind of unit out: the collection knows none of them (a Chinese
+    question over English documents), so their absence from ``text`` says nothing.
+    """
+    wanted = _units(query, cjk=cjk, words=words)
     if not wanted:
         return 0.0
     return len(wanted & _units(text)) / len(wanted)
@@ -170,31 +182,35 @@ def fit_relevance(
     prior: Sequence[float],
     strength: float = RELEVANCE_PRIOR_STRENGTH,
 ) -> tuple[float, ...]:
-    """The prior's model with its level and scale fitted to ``labels`` (1: the right chunk) on ``features``.
+    """The prior's model with its level fitted to ``labels`` (1: the right chunk) on ``features``.
 
-    The prior fixes which evidence counts and how much, relative to the rest (its direction); the probes set where
-    "as likely right as not" lies and how sharp the step is: a logistic regression of the labels on
-    ``(1, prior evidence)``, shrunk toward the prior's own intercept and a scale of 1 by ``strength``
-    pseudo-observations, the scale kept at 0.25 or more. Returns the four coefficients, like the prior.
+    The prior fixes which evidence counts and how much (its direction and scale); the probes set where "as likely
+    right as not" lies: the intercept of a logistic regression with the prior's evidence as offset, the two classes
+    weighted equally (however many wrong chunks a probe brings), shrunk toward the prior's intercept by
+    ``strength`` pseudo-observations. Solved by bisection (the score equation is monotone), so it always ends.
+    Returns the four coefficients, like the prior.
     """
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    direction = np.asarray(prior, dtype=np.float64)[1:]
-    u = x[:, 1:] @ direction
-    design = np.stack([np.ones_like(u), u], axis=1)
-    w0 = np.array([float(prior[0]), 1.0])
-    penalty = strength * np.diag([1.0 / max(u.size, 1), max(float(np.var(u)), 1e-3)])
-    w = w0.copy()
-    for _ in range(50):
-        p = _sigmoid(design @ w)
-        grad = design.T @ (p - y) + penalty @ (w - w0)
-        hess = (design * (p * (1 - p))[:, None]).T @ design + penalty
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        w[1] = max(w[1], 0.25)
-        if float(np.abs(step).max()) < 1e-6:
-            break
-    return (round(float(w[0]), 4), *(round(float(w[1] * d), 4) for d in direction))
+    coef = np.asarray(prior, dtype=np.float64)
+    n_pos, n_neg = float(y.sum()), float((1 - y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return tuple(float(v) for v in prior)
+    u = x[:, 1:] @ coef[1:]
+    w = np.where(y > 0, 1.0, n_pos / n_neg)
+    a0 = float(coef[0])
+
+    def score(a: float) -> float:
+        return float(np.sum(w * (_sigmoid(a + u) - y))) + 0.25 * strength * (a - a0)
+
+    lo, hi = a0 - 50.0, a0 + 50.0
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        if score(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return (round((lo + hi) / 2.0, 4), *(float(v) for v in coef[1:]))
 
 
 # ---------------------------------------------------------------------------------------------- probes
@@ -286,14 +302,17 @@ class Calibration:
             return tuple(float(v) for v in self.relevance[script])
         return tuple(RELEVANCE_PRIOR["cjk" if script == "cjk" else "latin"])
 
-    def relevance_for(self, query: str, cosine: float, bm25: float, text: str) -> float:
+    def relevance_for(
+        self, query: str, cosine: float, bm25: float, text: str, *, cjk: bool = True, words: bool = True
+    ) -> float:
         """How likely a hit with this evidence is the right one, in [0, 1].
 
         A logistic model of its cosine, its BM25 score and :func:`coverage` of the query in its ``text``, fitted
         on this collection's probes (their right chunks against the best wrong ones) for the query's script.
+        ``cjk``/``words``: whether the collection knows any of the query's units of that kind (see :func:`coverage`).
         """
         coef = np.asarray(self.relevance_model(query), dtype=np.float64)
-        z = float(relevance_features(cosine, bm25, coverage(query, text)) @ coef)
+        z = float(relevance_features(cosine, bm25, coverage(query, text, cjk=cjk, words=words)) @ coef)
         return round(float(_sigmoid(np.array([z]))[0]), 6)
 
     def weight_for(self, query: str) -> float:

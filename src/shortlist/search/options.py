@@ -26,12 +26,22 @@ from typing import Any, get_args
 from shortlist.config import DEFAULT_K, DEFAULT_MODE, SearchMode
 from shortlist.errors import ConfigError, InputError
 
-__all__ = ["DEFAULT_MMR_LAMBDA", "OPTION_NAMES", "SEARCH_MODES", "SearchOptions", "check_where_document"]
+__all__ = [
+    "DEFAULT_MMR_LAMBDA",
+    "OPTION_NAMES",
+    "SEARCH_MODES",
+    "SUGGESTED_MIN_RELEVANCE",
+    "SearchOptions",
+    "check_where_document",
+]
 
 #: The search modes, in the order they are listed to users: vectors only, BM25 only, both fused.
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 #: MMR's default trade-off (1.0 pure relevance, 0.0 pure diversity).
 DEFAULT_MMR_LAMBDA = 0.5
+#: The ``min_relevance`` the docs advise and the demo uses: a hit with at least a 30% chance of being right, by the
+#: collection's own calibration (see ``docs/hybrid.md``). ``search`` itself keeps every hit unless asked.
+SUGGESTED_MIN_RELEVANCE = 0.3
 
 
 @dataclass(frozen=True)

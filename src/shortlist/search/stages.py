@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shortlist.keywords.calibration import Calibration, unit_texts
 from shortlist.types import Hit
 
 if TYPE_CHECKING:
     from shortlist.config import SearchMode
-    from shortlist.keywords.calibration import Calibration
     from shortlist.search.fusion import Fusion
     from shortlist.store import StoredChunk
 
@@ -117,8 +117,12 @@ def score_relevance(
     if not out or not query:
         return out
     bm25 = [float(b) for b in score_texts(query, [c.chunk.text for c in out])]
+    # a kind of unit (CJK, words) the collection knows none of is left out of the coverage
+    known = [bool(t) and float(score_texts(t, [t])[0]) > 0 for t in unit_texts(query)]
     for cand, b in zip(out, bm25, strict=True):
-        cand.relevance = calibration.relevance_for(query, float(cand.cosine or 0.0), b, cand.chunk.text)
+        cand.relevance = calibration.relevance_for(
+            query, float(cand.cosine or 0.0), b, cand.chunk.text, cjk=known[0], words=known[1]
+        )
     return out
 
 

@@ -180,6 +180,15 @@ _SEARCH_FIELDS: dict[str, tuple[Any, Any]] = {
         float | None,
         Field(None, ge=-1.0, le=1.0, description="Drop hits under this cosine similarity."),
     ),
+    "min_relevance": (
+        float | None,
+        Field(
+            None,
+            ge=0.0,
+            le=1.0,
+            description="Drop hits under this relevance (0-1, calibrated on the collection, any language; try 0.5).",
+        ),
+    ),
     "where": (dict[str, Any] | None, Field(None, description='Chroma metadata filter, e.g. {"lang": "en"}.')),
     "where_document": (dict[str, Any] | None, Field(None, description='Text filter, e.g. {"$contains": "json"}.')),
     "mode": (
@@ -233,6 +242,7 @@ class SearchHit(BaseModel):
     rank: int
     id: str
     score: float | None
+    relevance: float | None = Field(None, description="How likely this hit is the right one (0-1), any language.")
     source: str
     text: str
     metadata: dict[str, Any]
