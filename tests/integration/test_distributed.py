@@ -214,3 +214,20 @@ def test_ray_needs_a_server_and_the_extra(corpus: Path, tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'shortlist[distributed]'" in lines[0], proc.stderr
     assert time.monotonic() - started < 120
+
+
+def test_a_ray_dataset_of_documents(chroma_server: tuple[str, int], encoder: Encoder, ray_local: Any) -> None:
+    """Rows as add_documents takes dicts (``text``, ``id``, ``metadata``): the same chunks as add_documents."""
+    from shortlist.prefilter import Prefilter
+
+    host, port = chroma_server
+    docs = [
+        {"id": f"d{i}", "text": f"Note {i}: the pump needs {i} litres of water.", "metadata": {"lang": "en", "n": i}}
+        for i in range(6)
+    ]
+    docs[2]["metadata"] = {"lang": "fr"}  # another set of keys: Arrow fills the others with None, dropped
+    report = index(ray_local.data.from_items(docs), collection="from-dataset", host=host, port=port, actors=1)
+    assert (report.documents, report.added, report.files) == (6, 6, None)
+    Prefilter("by-hand", host=host, port=port, encoder=encoder).add_documents(docs)
+    by_hand = {k: (t, m) for k, (t, m, _) in _rows(host, port, "by-hand", encoder).items()}
+    assert {k: (t, m) for k, (t, m, _) in _rows(host, port, "from-dataset", encoder).items()} == by_hand
