@@ -210,3 +210,17 @@ def test_an_incompatible_folder_is_rebuilt(store: ChunkStore) -> None:
     again = KeywordCache(store)
     assert _found(again, "cats") and LiveKeywordIndex.is_compatible(folder)
     again.close()
+
+
+def test_a_cache_opening_after_a_writer_died_applies_its_last_intent_at_once(store: ChunkStore) -> None:
+    _write(store, BASE)
+    first = KeywordCache(store)
+    first.index()
+    first.close()
+    # The writer died in its write: the intent is in the journal, the chunk reached Chroma, no done followed.
+    journal = Journal(store.client, "col")
+    journal.intend(["orphan"])
+    store.collection.add(ids=["orphan"], embeddings=_vectors(1, 7), documents=["orphan gannet"], metadatas=[{"x": 1}])
+    again = KeywordCache(store)  # opening (or taking over a dead applier's copy) applies it without waiting
+    assert _found(again, "gannet") == {"orphan"}
+    again.close()

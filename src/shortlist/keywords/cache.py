@@ -135,7 +135,8 @@ class KeywordCache:
         self._index: LiveKeywordIndex | None = None
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._folder: Path | None = None
-        self._pending: dict[str, tuple[tuple[str, ...], float]] = {}  # intent key -> (ids, first seen)
+        self._pending: dict[str, tuple[tuple[str, ...], float]] = {}  # intent key -> (ids, apply-anyway deadline)
+        self._eager = True  # the first catch-up (at opening, at a takeover) applies intents without a done at once
         self._seen: dict[str, int] = {}  # keys handled inside the settle window -> their t
         self._intents: dict[str, tuple[str, ...]] = {}  # intents applied in the window, for a done that comes late
         self._top: str | None = None  # the highest journal key handled
@@ -368,13 +369,18 @@ class KeywordCache:
             elif entry.key in self._mine:
                 self._remember(entry.key, (), entry.t)
             else:
-                self._pending[entry.key] = (entry.ids, now)
+                # Wait for its done, at most PENDING_SECONDS after the write began (the writer's clock).
+                age = min(max(time.time() - entry.t / 1000, 0.0), PENDING_SECONDS)
+                self._pending[entry.key] = (entry.ids, now + PENDING_SECONDS - age)
+                if self._eager:  # a writer that died before this process took over: no need to wait for the
+                    todo.update(entry.ids)  # deadline to show what landed (it is applied again then)
         if late:  # dones whose intents came before the window (a restart), or were pruned
             for intent in journal.get(late):
                 todo.update(intent.ids)
                 self._remember(intent.key, intent.ids, intent.t)
-        for key, (ids, seen) in list(self._pending.items()):
-            if now - seen >= PENDING_SECONDS:  # no done yet: the writer died, or is slow (applying twice is harmless)
+        self._eager = False
+        for key, (ids, deadline) in list(self._pending.items()):
+            if now >= deadline:  # no done yet: the writer died, or is slow (applying twice is harmless)
                 todo.update(ids)
                 del self._pending[key]
                 self._remember(key, ids, key_time(key))
@@ -469,6 +475,7 @@ class KeywordCache:
         with self._lock:
             self._index = writer
             self._top = writer.position
+            self._eager = True
             index.close()
             self._log.info("Took over applying the journal to the keyword index in %s", self._folder)
             self._catch_up()
