@@ -203,12 +203,14 @@ class ChromaServer:
     def __str__(self) -> str:
         return self.url
 
-    def explain(self, exc: BaseException) -> str:
+    def explain(self, exc: BaseException, message: str | None = None) -> str:
         """The message of a failure to use this server, naming it (and, when it could not be reached, what to check).
 
-        ``str(exc)`` unchanged if it names the server already.
+        Args:
+            exc: The failure (its causes are read to tell an unreachable server).
+            message: The message to complete (default ``str(exc)``); returned unchanged if it names the server.
         """
-        message = " ".join(str(exc).split()).rstrip(".")
+        message = " ".join((str(exc) if message is None else message).split()).rstrip(".")
         if f"{self.host}:{self.port}" in message or self.url in message:
             return message
         if is_unreachable(exc):

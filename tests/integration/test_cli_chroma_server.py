@@ -151,7 +151,11 @@ def test_a_server_that_is_down_is_one_line_and_exit_1_then_it_works_again(
 ) -> None:
     indexed = run("index", str(corpus), "--chroma-url", chroma_run.url, "-c", "cli-down")
     assert indexed.exit_code == 0, indexed.output
+    prefilter = Prefilter("cli-down", host=chroma_run.host, port=chroma_run.port, encoder=encoder)
     chroma_run.stop()
+    for mode in ("dense", "hybrid", "keyword"):  # the library's StoreError names the server too
+        with pytest.raises(StoreError, match=f"Chroma server at {chroma_run.url} cannot be reached"):
+            prefilter.search("Why do cats purr?", k=1, mode=mode)  # type: ignore[arg-type]
     for args in (
         ["query", "Why do cats purr?", "--chroma-url", chroma_run.url, "-c", "cli-down"],
         ["index", str(corpus), "-c", "cli-down"],  # through the environment variable

@@ -234,7 +234,7 @@ class ChunkStore(PagedReads):
             n = int(self.collection.count())
         except Exception as exc:
             msg = f"Chroma could not count collection {self.name!r}: {exc}"
-            raise StoreError(msg) from exc
+            raise StoreError(self._failed(msg, exc)) from exc
         self._count.put(n)
         return n
 

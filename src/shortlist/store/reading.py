@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shortlist.config import DEFAULT_CHROMA_PORT, ChromaServer
 from shortlist.errors import InputError, StoreError
 from shortlist.store.contract import ModelContract
 from shortlist.store.metadata import KEY_SOURCE, FieldRegistry
@@ -30,8 +31,17 @@ class PagedReads:
 
     collection: Collection
     name: str
+    kind: str
+    host: str | None
+    port: int | None
     _contract: ModelContract
     _fields: FieldRegistry
+
+    def _failed(self, message: str, exc: BaseException) -> str:
+        """``message`` about a failed Chroma call, naming the Chroma server (and what to check) for a server store."""
+        if self.kind != "server" or self.host is None:
+            return message
+        return ChromaServer(self.host, self.port or DEFAULT_CHROMA_PORT).explain(exc, message)
 
     def _tokens_of(self, ids: Sequence[str]) -> dict[str, int]:
         return {c.id: c.tokens for c in self.get(ids, include_text=False)}
@@ -64,7 +74,7 @@ class PagedReads:
             raise InputError(msg) from exc
         except Exception as exc:
             msg = f"Chroma could not {failed} {self.name!r}: {exc}"
-            raise StoreError(msg) from exc
+            raise StoreError(self._failed(msg, exc)) from exc
 
     def _get(self, **kwargs: Any) -> Any:
         return self._ask(self.collection.get, "Invalid request to collection", "read collection", **kwargs)
