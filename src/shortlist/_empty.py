@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shortlist.errors import EmptyCollectionWarning
+from shortlist.store.journal import is_journal_name
 
 if TYPE_CHECKING:
     from shortlist.store import ChunkStore
@@ -33,7 +34,7 @@ def other_collections(store: ChunkStore) -> dict[str, int] | None:
     try:
         for col in store.client.list_collections():
             name = col if isinstance(col, str) else col.name
-            if name != store.name:
+            if name != store.name and not is_journal_name(name):
                 sizes[name] = store.client.get_collection(name, embedding_function=None).count()
     except Exception:  # listing is a courtesy: a client that cannot list must not break the search
         return None

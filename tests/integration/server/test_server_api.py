@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -357,9 +358,12 @@ def test_start_up_builds_the_keyword_index_and_calibration(encoder: Encoder, tmp
     from shortlist.server import create_app
 
     db = tmp_path / "db"
-    Prefilter("warm-docs", path=db, encoder=encoder).add_documents(DOCS)
-    saved = db / "shortlist-keyword" / "warm-docs" / "calibration.json"
-    assert not saved.exists()
+    with Prefilter("warm-docs", path=db, encoder=encoder) as pf:
+        pf.add_documents(DOCS)  # the ingest builds the keyword copy and calibrates: take both away again
+        folder = pf._keywords.folder
+    assert folder is not None and (folder / "calibration.json").is_file()
+    shutil.rmtree(folder)
+    saved = folder / "calibration.json"
     live = start_server(create_app(encoder=encoder, db=db, collection="warm-docs", api_key="", limits=LIMITS))
     try:
         assert saved.is_file()  # written during start-up, before any request
