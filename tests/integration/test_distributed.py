@@ -28,6 +28,7 @@ from shortlist.cli import cli
 from shortlist.corpus import docstring_documents
 from shortlist.distributed import DistributedReport, index
 from shortlist.distributed.runner import import_ray
+from shortlist.errors import EmptyCollectionWarning
 from shortlist.store import ChunkStore
 
 pytestmark = pytest.mark.server
@@ -253,8 +254,17 @@ def test_a_ray_dataset_of_documents(chroma_server: tuple[str, int], encoder: Enc
         for i in range(6)
     ]
     docs[2]["metadata"] = {"lang": "fr"}  # another set of keys: Arrow fills the others with None, dropped
+    watcher = Prefilter("from-dataset", host=host, port=port, encoder=encoder)  # attached before the ingest
+    with pytest.warns(EmptyCollectionWarning):  # its keyword side is open, on an empty collection
+        assert watcher.search("pump litres", k=3, mode="keyword").hits == ()
     report = index(ray_local.data.from_items(docs), collection="from-dataset", host=host, port=port, actors=1)
     assert (report.documents, report.added, report.files) == (6, 6, None)
+    # The actors wrote through ChunkStore.upsert and its journal: a pre-filter already open sees the chunks.
+    deadline = time.monotonic() + 10
+    while len(watcher.search("pump litres", k=6, mode="keyword").hits) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(watcher.search("pump litres", k=6, mode="keyword").hits) == 6
+    watcher.close()
     Prefilter("by-hand", host=host, port=port, encoder=encoder).add_documents(docs)
     by_hand = {k: (t, m) for k, (t, m, _) in _rows(host, port, "by-hand", encoder).items()}
     assert {k: (t, m) for k, (t, m, _) in _rows(host, port, "from-dataset", encoder).items()} == by_hand
