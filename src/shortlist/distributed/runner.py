@@ -99,7 +99,11 @@ def ray_session(ray: Any, address: str | None, *, num_cpus: int | None = None) -
     if address is None or address == "local":
         ray.init(num_cpus=num_cpus, **kwargs)
     else:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            msg = f"Cannot join the Ray cluster at {address!r}: {exc}".strip()
+            raise ConfigError(msg) from exc
     try:
         yield True
     finally:
@@ -198,7 +202,7 @@ def index(
 
     Raises:
         MissingDependencyError: without Ray (``pip install 'shortlist[distributed]'``).
-        ConfigError: without ``host``, or on bad sizes.
+        ConfigError: without ``host``, on bad sizes, or if the Ray cluster at ``ray_address`` cannot be joined.
         InputError: on paths with nothing to index, or a bad document (before anything is written).
         StoreError: if the server cannot be reached or refuses a write.
     """
