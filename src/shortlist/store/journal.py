@@ -179,18 +179,17 @@ class Journal:
             logger.warning("%s (readers will apply the write after %.0f s)", exc, PENDING_SECONDS)
         self._maybe_prune()
 
-    def since(self, t_ms: int) -> list[Entry]:
-        """The entries with ``t >= t_ms``, in key order.
-
-        Raises:
-            StoreError: if Chroma cannot be read.
-        """
+    def _read(self, **query: Any) -> Any:
+        """One ``get`` on the journal collection, Chroma's failures as :class:`~shortlist.errors.StoreError`."""
         try:
-            where: Any = {"t": {"$gte": int(t_ms)}}
-            got = self._col.get(where=where, include=["documents", "metadatas"])
+            return self._col.get(**query)
         except Exception as exc:
             msg = f"Chroma could not read the change journal of {self.collection_name!r}: {exc}"
             raise StoreError(msg) from exc
+
+    def _entries(self, **query: Any) -> list[Entry]:
+        """The entries a ``get`` returns, in key order (a malformed one is skipped with a warning)."""
+        got = self._read(include=["documents", "metadatas"], **query)
         entries = []
         for key, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
             meta = meta or {}
@@ -200,38 +199,36 @@ class Journal:
                 logger.warning("Skipping a malformed journal entry %s", key)
                 continue
             kind = str(meta.get("kind", INTENT))
-            t = int(meta.get("t", 0))  # type: ignore[arg-type]
+            t = int(meta.get("t", 0))
             entries.append(Entry(key, t, kind, values if kind == INTENT else (), values if kind == DONE else ()))
         entries.sort(key=lambda e: e.key)
         return entries
 
+    def since(self, t_ms: int) -> list[Entry]:
+        """The entries with ``t >= t_ms``, in key order.
+
+        Raises:
+            StoreError: if Chroma cannot be read.
+        """
+        return self._entries(where={"t": {"$gte": int(t_ms)}})
+
     def get(self, keys: Sequence[str]) -> list[Entry]:
-        """The entries with these keys that still exist (a done's intents, read after a restart)."""
+        """The intent entries with these keys that still exist (a done's intents, read after a restart).
+
+        Raises:
+            StoreError: if Chroma cannot be read.
+        """
         if not keys:
             return []
-        try:
-            got = self._col.get(ids=list(keys), include=["documents", "metadatas"])
-        except Exception as exc:
-            msg = f"Chroma could not read the change journal of {self.collection_name!r}: {exc}"
-            raise StoreError(msg) from exc
-        out = []
-        for key, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
-            meta = meta or {}
-            if meta.get("kind") == INTENT:
-                out.append(Entry(key, int(meta.get("t", 0)), INTENT, tuple(json.loads(doc or "[]"))))  # type: ignore[arg-type]
-        return out
+        return [e for e in self._entries(ids=list(keys)) if e.kind == INTENT]
 
     def latest(self) -> str | None:
         """The highest key now in the journal (``None`` when empty): a new copy built from the store starts there."""
         newest = self.since(int(time.time() * 1000) - 2 * SETTLE_MS)
         if newest:
             return newest[-1].key
-        try:
-            got = self._col.get(include=[])
-        except Exception as exc:
-            msg = f"Chroma could not read the change journal of {self.collection_name!r}: {exc}"
-            raise StoreError(msg) from exc
-        return max(got["ids"]) if got["ids"] else None
+        ids = self._read(include=[])["ids"]
+        return max(ids) if ids else None
 
     def _maybe_prune(self) -> None:
         now = time.time()
