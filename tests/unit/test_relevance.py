@@ -22,30 +22,16 @@ from shortlist.search.options import SearchOptions
 from shortlist.types import Hit
 
 
-def test_noise_keeps_the_prior() -> None:
-    # 57 probes that neither side finds, bar a few found at random ranks: the MRR ratio says 0.33, the evidence
-    # says nothing (each weight finds another few, by chance)
-    def rr(weight: float) -> np.ndarray:
-        rng = np.random.default_rng(int(weight * 100))
-        return (rng.random(57) < 0.08) / rng.integers(1, 11, 57)
-
-    assert shrunk_weight(0.33, PRIOR_WEIGHT, rr) == PRIOR_WEIGHT
+def test_probes_that_neither_side_finds_barely_move_the_weight() -> None:
+    # the case: 57 probes, MRR@10 0.040 dense and 0.082 keyword; the MRR ratio alone said 0.33
+    dense, keyword = [0.04] * 57, [0.082] * 57
+    assert shrunk_weight(dense, keyword, PRIOR_WEIGHT) >= 0.7
 
 
-def test_clear_evidence_moves_the_weight() -> None:
-    def rr(weight: float) -> np.ndarray:  # the lower the dense weight, the better the probes are found
-        return np.full(100, 0.3) + np.linspace(0, 0.2, 100) * (PRIOR_WEIGHT - weight)
-
-    assert shrunk_weight(0.55, PRIOR_WEIGHT, rr) == 0.55
-
-
-def test_partial_evidence_moves_part_of_the_way() -> None:
-    def rr(weight: float) -> np.ndarray:  # best around 0.7; 0.4 is worse than the prior
-        gain = 0.2 - abs(weight - 0.7)
-        return np.where(np.arange(80) % 2 == 0, 0.5 + gain, 0.5 + gain * 0.5)
-
-    chosen = shrunk_weight(0.4, PRIOR_WEIGHT, rr)
-    assert 0.4 < chosen < PRIOR_WEIGHT
+def test_probes_found_well_take_the_weight_near_the_mrr_ratio() -> None:
+    dense, keyword = [0.74] * 100, [0.68] * 100  # XQuAD en: the ratio says 0.52
+    assert 0.52 <= shrunk_weight(dense, keyword, PRIOR_WEIGHT) <= 0.58
+    assert shrunk_weight([], [], PRIOR_WEIGHT) == PRIOR_WEIGHT
 
 
 def test_coverage_counts_cjk_bigrams_and_words() -> None:

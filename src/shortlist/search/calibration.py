@@ -151,7 +151,7 @@ def calibrate(
     """Calibrate the dense weight and the relevance model of a collection from probes drawn from its own chunks.
 
     Per script with :data:`~shortlist.keywords.calibration.MIN_PROBES` probes or more: the dense weight the two
-    sides' MRR suggest, kept only as far as a paired test on the probes shows it beats the prior
+    sides' MRR suggest, shrunk toward the prior by how much the probes found
     (:func:`~shortlist.keywords.calibration.shrunk_weight`); and the relevance model, fitted on the probes' right
     chunks against the best wrong ones, shrunk toward its prior (see :mod:`shortlist.fusion`).
 
@@ -200,7 +200,11 @@ def calibrate(
                 [_mrr(convex("", d, k, weight=w), p.source, sources) for p, (d, k) in zip(group, lists, strict=True)]
             )
 
-        weight = shrunk_weight(ratio, prior, reciprocal_ranks)
+        weight = shrunk_weight(
+            [_mrr(d, p.source, sources) for p, (d, _) in zip(group, lists, strict=True)],
+            [_mrr(k, p.source, sources) for p, (_, k) in zip(group, lists, strict=True)],
+            prior,
+        )
         weights[script] = weight
         figures[script] = {
             "dense": mrr_dense,
