@@ -200,7 +200,13 @@ class Prefilter:
         return self.count()
 
     def corpus_tokens(self) -> int:
-        """Word pieces in all chunks of the collection."""
+        """Word pieces in all chunks of the collection.
+
+        Read from the keyword copy when there is one (a sum tantivy keeps, in step with the store as the keyword side
+        is), else counted once from the store's metadata (a scan of every chunk: seconds at 100k chunks).
+        """
+        if self._keywords.has_copy:
+            return self._keywords.corpus_tokens()
         return self.store.corpus_tokens()
 
     def delete(self, source: str | Sequence[str] | None = None, *, ids: Sequence[str] | None = None) -> int:
@@ -406,7 +412,7 @@ class Prefilter:
             ranked,
             candidates=n_candidates,
             total=total,
-            corpus_tokens=store.corpus_tokens(),
+            corpus_tokens=self.corpus_tokens(),
             timings=timings,
             started=started,
         )

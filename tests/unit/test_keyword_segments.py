@@ -114,6 +114,19 @@ def test_add_is_an_upsert_and_writes_show_at_commit(tmp_path: Path) -> None:
         assert len(index) == 6
 
 
+def test_the_token_total_follows_upserts_and_deletes(tmp_path: Path) -> None:
+    with LiveKeywordIndex.open(tmp_path / "idx", writer=True) as index:
+        assert index.token_total() == 0
+        index.add(["a", "b"], ["cats purr", "dogs bark"], [7, 5])
+        index.add(["c"], ["no count given"])  # 0
+        index.commit()
+        assert index.token_total() == 12
+        index.add(["a"], ["cats purr louder"], [9])  # a replacement counts once, with its new count
+        index.delete(["b"])
+        index.commit()
+        assert index.token_total() == 9 and len(index) == 2
+
+
 def test_text_hashes_show_which_texts_changed(tmp_path: Path) -> None:
     with _writer(tmp_path, DOCS) as index:
         assert index.text_hashes(["en1", "zh1", "nope"]) == {
@@ -125,7 +138,7 @@ def test_text_hashes_show_which_texts_changed(tmp_path: Path) -> None:
         index.commit()
         assert index.text_hashes(["en1", "t"]) == {"en1": text_hash("A new text for en1"), "t": 0}
         assert text_hash(DOCS["en1"]) != text_hash("A new text for en1")
-        with pytest.raises(InputError, match="a hash per id"):
+        with pytest.raises(InputError, match="a hash and a token count per id"):
             index.add_terms(["u", "v"], [["a"], ["b"]], [1])
 
 

@@ -84,6 +84,7 @@ def test_own_writes_are_seen_at_once_and_the_copy_reopens_without_a_rebuild(
     assert len(_found(cache, "dogs")) == 2
     store.delete(source="b")
     assert len(_found(cache, "dogs")) == 1 and len(cache.index()) == 3
+    assert cache.corpus_tokens() == store.corpus_tokens() == 3 + 4 + 5  # the copy keeps the store's token tally
     cache.close()
     # Written while no cache was open: a new one opens the folder and catches up from the journal.
     _write(store, {"e": "owls hunt at night"})

@@ -11,7 +11,7 @@ import pytest
 from chromadb.config import Settings
 
 from shortlist import Encoder
-from shortlist.errors import ConfigError, EmbeddingModelMismatchError, InputError
+from shortlist.errors import ConfigError, EmbeddingModelMismatchError, InputError, StoreError
 from shortlist.store import (
     ChunkRecord,
     ChunkStore,
@@ -347,3 +347,21 @@ def test_the_package_keeps_every_name_of_the_old_module() -> None:
     assert not missing
     assert set(store.__all__) >= {"ChunkRecord", "ChunkStore", "StoredChunk", "chunk_id", "sanitize_metadata"}
     assert (store.KEY_TITLE, store.DEFAULT_COLLECTION, store.META_MODEL) == ("title", "shortlist", "shortlist:model")
+
+
+def test_a_read_that_raced_a_delete_is_asked_once_more(store: ChunkStore) -> None:
+    calls: list[int] = []
+
+    def read(**kw: object) -> dict[str, list[str]]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Error executing plan: Internal error: Error finding id")
+        return {"ids": ["a"]}
+
+    assert store._ask(read, "Invalid", "read") == {"ids": ["a"]} and len(calls) == 2
+
+    def broken(**kw: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(StoreError, match="disk on fire"):
+        store._ask(broken, "Invalid", "read")

@@ -288,7 +288,10 @@ class KeywordCache:
         n = 0
         for batch in self.store.iter_chunks():
             index.add_terms(
-                [c.id for c in batch], [tokenize(c.text) for c in batch], [text_hash(c.text) for c in batch]
+                [c.id for c in batch],
+                [tokenize(c.text) for c in batch],
+                [text_hash(c.text) for c in batch],
+                [c.tokens for c in batch],
             )
             n += len(batch)
         self._top = start or ""
@@ -314,12 +317,12 @@ class KeywordCache:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return
-        present: dict[str, str] = {}
+        present: dict[str, tuple[str, int]] = {}
         for start in range(0, len(wanted), _PAGE):
             for c in self.store.get(wanted[start : start + _PAGE]):
-                present[c.id] = c.text
+                present[c.id] = (c.text, c.tokens)
         if present:
-            index.add(list(present), list(present.values()))
+            index.add(list(present), [t for t, _ in present.values()], [n for _, n in present.values()])
         gone = [i for i in wanted if i not in present]
         if gone:
             index.delete(gone)
@@ -503,6 +506,18 @@ class KeywordCache:
             self._last_ids_check = self._last_count_check = time.monotonic()
         assert self._index is not None
         return self._index
+
+    def corpus_tokens(self) -> int:
+        """The model tokens of every chunk the copy holds (the store's ``tokens`` metadata, summed by tantivy)."""
+        return self.index().token_total()
+
+    @property
+    def has_copy(self) -> bool:
+        """Whether the copy is open, or saved where it would open without a build (so that reading it is cheap)."""
+        if self._index is not None:
+            return True
+        folder = keyword_folder(self.store)
+        return folder is not None and LiveKeywordIndex.is_compatible(folder)
 
     # ------------------------------------------------------------------ searching
     def search(self, text: str, n: int, allowed: Iterable[str] | None = None) -> list[tuple[str, float]]:

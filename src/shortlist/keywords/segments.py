@@ -93,7 +93,7 @@ logger = logging.getLogger(__name__)
 LIVE_K1 = 1.2
 LIVE_B = 0.75
 #: The folder's format: this module's schema plus the tokeniser's version. Another format is not opened.
-SEGMENTS_FORMAT = f"segments-4/{INDEX_VERSION}"
+SEGMENTS_FORMAT = f"segments-5/{INDEX_VERSION}"
 #: tantivy candidates rescored with bm25s's parameters per search (at least 2.5 k); ``0``: tantivy's own scores.
 DEFAULT_RESCORE_DEPTH = 100
 #: ... and at least this many candidates per result asked for.
@@ -106,6 +106,7 @@ _ID = "id"
 _BODY = "body"
 _LEN = "len"
 _HASH = "hash"  # text_hash of the text, to compare with the store's
+_TOKENS = "tokens"  # the chunk's model tokens (the store's count), summed for the collection's token total
 _TERMS = "terms"  # the terms, stored (not indexed) for rescoring
 _ALL = "all"  # one constant term per document: its document frequency is tantivy's N (live + not yet merged)
 _ALL_TERM = "1"
@@ -153,6 +154,7 @@ def _schema() -> Any:
     builder.add_text_field(_ALL, stored=False, tokenizer_name="raw", index_option="basic")
     builder.add_unsigned_field(_LEN, fast=True)
     builder.add_unsigned_field(_HASH, fast=True)
+    builder.add_unsigned_field(_TOKENS, fast=True)
     builder.add_bytes_field(_TERMS, stored=True)
     return builder.build()
 
@@ -337,12 +339,13 @@ class LiveKeywordIndex:
             raise StoreError(msg)
         return self._writer
 
-    def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+    def add(self, ids: Sequence[str], texts: Sequence[str], tokens: Sequence[int] | None = None) -> None:
         """Add documents, replacing any with the same id (an upsert); visible after :meth:`commit`.
 
         Args:
             ids: Chunk ids (non-empty strings). A repeated id keeps its last text.
             texts: Their texts, tokenised with :func:`~shortlist.keywords.bm25.tokenize`.
+            tokens: Their model token counts, summed by :meth:`token_total` (``0`` when not given).
 
         Raises:
             InputError: ``ids`` and ``texts`` differ in length, or an id or text is not a string (nothing is added).
@@ -353,10 +356,14 @@ class LiveKeywordIndex:
         if len(ids) != len(texts) or any(not isinstance(t, str) for t in texts):
             msg = f"add() needs one text (a string) per id: got {len(ids)} ids and {len(texts)} texts."
             raise InputError(msg)
-        self.add_terms(ids, [tokenize(text) for text in texts], [text_hash(text) for text in texts])
+        self.add_terms(ids, [tokenize(text) for text in texts], [text_hash(text) for text in texts], tokens)
 
     def add_terms(
-        self, ids: Sequence[str], terms: Sequence[Sequence[str]], hashes: Sequence[int] | None = None
+        self,
+        ids: Sequence[str],
+        terms: Sequence[Sequence[str]],
+        hashes: Sequence[int] | None = None,
+        tokens: Sequence[int] | None = None,
     ) -> None:
         """Like :meth:`add`, for texts already cut into BM25 terms by :func:`~shortlist.keywords.bm25.tokenize`.
 
@@ -364,6 +371,7 @@ class LiveKeywordIndex:
             ids: Chunk ids.
             terms: Each chunk's terms.
             hashes: Each text's :func:`text_hash`, kept for reconciliation with the store (``0`` when not given).
+            tokens: Each chunk's model tokens, summed by :meth:`token_total` (``0`` when not given).
 
         Raises:
             InputError: the lengths differ, or a term is empty or holds white space (nothing is added).
@@ -372,12 +380,16 @@ class LiveKeywordIndex:
         writer = self._require_writer()
         self._check_ids(ids)
         hashes = [0] * len(ids) if hashes is None else hashes
-        if not len(ids) == len(terms) == len(hashes):
-            msg = f"add_terms() needs terms and a hash per id: got {len(ids)} ids, {len(terms)} and {len(hashes)}."
+        counts = [0] * len(ids) if tokens is None else tokens
+        if not len(ids) == len(terms) == len(hashes) == len(counts):
+            msg = (
+                f"add_terms() needs terms, a hash and a token count per id: got {len(ids)} ids, {len(terms)}, "
+                f"{len(hashes)} and {len(counts)}."
+            )
             raise InputError(msg)
         docs = []
         tantivy = self._tantivy
-        for id_, words, digest in zip(ids, terms, hashes, strict=True):
+        for id_, words, digest, n_tokens in zip(ids, terms, hashes, counts, strict=True):
             joined = " ".join(words)
             if len(joined.split()) != len(words):
                 msg = f"The terms of {id_!r} hold an empty term or white space; terms come from bm25.tokenize."
@@ -387,6 +399,7 @@ class LiveKeywordIndex:
             doc.add_text(_ALL, _ALL_TERM)
             doc.add_unsigned(_LEN, len(words))
             doc.add_unsigned(_HASH, digest)
+            doc.add_unsigned(_TOKENS, max(int(n_tokens), 0))
             doc.add_text(_BODY, joined)
             doc.add_bytes(_TERMS, joined.encode("utf-8"))
             docs.append((id_, doc))
@@ -511,6 +524,10 @@ class LiveKeywordIndex:
         hits = searcher.search(self._tantivy.Query.all_query(), view.live, count=False).hits
         return [str(searcher.doc(address).get_first(_ID)) for _, address in hits]
 
+    def token_total(self) -> int:
+        """The sum of the live documents' model token counts (as given to :meth:`add`; once per view)."""
+        return self._view.token_total()
+
     def doc_freq(self, term: str) -> int:
         """Number of live documents holding ``term`` (a BM25 term, as :func:`tokenize` makes them)."""
         return self._view.term_stats(term)[1]
@@ -606,15 +623,24 @@ class _View:
         self.all_docs = int(searcher.doc_freq(_ALL, _ALL_TERM))
         self._df: dict[str, tuple[int, int]] = {}
         self._avgdl: float | None = None
+        self._tokens: int | None = None
+
+    def _sum(self, field: str) -> float:
+        if not self.live:
+            return 0.0
+        agg = self.searcher.aggregate(self._tantivy.Query.all_query(), {"n": {"sum": {"field": field}}})
+        return float(agg["n"]["value"] or 0.0)
+
+    def token_total(self) -> int:
+        """Sum of the live documents' model token counts (an aggregation, once per view)."""
+        if self._tokens is None:
+            self._tokens = round(self._sum(_TOKENS))
+        return self._tokens
 
     def avgdl(self) -> float:
         """Mean number of terms of a live document (an aggregation over the stored lengths, once per view)."""
         if self._avgdl is None:
-            total = 0.0
-            if self.live:
-                agg = self.searcher.aggregate(self._tantivy.Query.all_query(), {"n": {"sum": {"field": _LEN}}})
-                total = float(agg["n"]["value"] or 0.0)
-            self._avgdl = total / self.live if self.live else 0.0
+            self._avgdl = self._sum(_LEN) / self.live if self.live else 0.0
         return self._avgdl
 
     def term_stats(self, term: str) -> tuple[int, int]:

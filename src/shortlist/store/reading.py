@@ -26,6 +26,10 @@ READ_PAGE = 2000  # rows per read: Chroma's SQLite refuses very large IN lists (
 _SOURCES_PER_FILTER = 500
 
 
+#: Chroma's message for a read by ids that raced another client's delete of some of them (retried once).
+_RACED_DELETE = "Error finding id"
+
+
 class PagedReads:
     """Reading a Chroma collection in pages, and nearest-neighbour queries; the base of ChunkStore."""
 
@@ -66,9 +70,18 @@ class PagedReads:
         return out
 
     def _ask(self, call: Callable[..., Any], invalid: str, failed: str, **kwargs: Any) -> Any:
-        """Run one Chroma read; a ``ValueError`` (a bad filter) becomes InputError, any other error StoreError."""
+        """Run one Chroma read; a ``ValueError`` (a bad filter) becomes InputError, any other error StoreError.
+
+        A read by ids that Chroma fails with "Error finding id" (it happens, about once in a hundred, when another
+        client deletes some of those ids at that moment) is asked once more: the second answer is consistent.
+        """
         try:
-            return call(**kwargs)
+            try:
+                return call(**kwargs)
+            except Exception as exc:
+                if _RACED_DELETE not in str(exc):
+                    raise
+                return call(**kwargs)
         except ValueError as exc:
             msg = f"{invalid} {self.name!r}: {exc}"
             raise InputError(msg) from exc
