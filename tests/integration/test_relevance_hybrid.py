@@ -122,3 +122,24 @@ def test_demo_questions_keep_their_right_hit_and_off_topic_ones_get_nothing(enco
             )
         else:
             assert result.hits == (), (question.text, [(h.metadata["source"], h.relevance) for h in result.hits])
+
+
+def test_cli_query_min_relevance(encoder: Encoder, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shortlist.cli import cli
+
+    corpus = tmp_path / "faq"
+    corpus.mkdir()
+    (corpus / "password.txt").write_text("To reset your password, open Settings and click Reset password.\n")
+    (corpus / "shipping.txt").write_text("Orders usually ship within three business days.\n")
+    db = str(tmp_path / "db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(corpus), "--db", db, "--collection", "faq"]).exit_code == 0
+    args = ["query", "--db", db, "--collection", "faq", "--json", "--min-relevance", "0.3"]
+    hit = json.loads(runner.invoke(cli, [*args[:1], "How do I reset my password?", *args[1:]]).output)
+    assert hit["hits"] and "password" in hit["hits"][0]["text"] and hit["hits"][0]["relevance"] >= 0.3
+    off = json.loads(runner.invoke(cli, [*args[:1], "怎么买咖啡？", *args[1:]]).output)
+    assert off["hits"] == []
+    bad = runner.invoke(cli, [*args[:1], "password", *args[1:-1], "1.5"])
+    assert bad.exit_code == 2 and "--min-relevance" in bad.output
