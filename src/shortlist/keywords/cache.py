@@ -33,12 +33,14 @@ never inside a query: a query without any calibration uses the priors while one 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +149,7 @@ class KeywordCache:
         self._cal: Calibration | None = None
         self._cal_state: dict[str, Any] = {}
         self._cal_running = False
+        self._cal_thread: threading.Thread | None = None
         self._compute: Callable[[LiveKeywordIndex], Calibration] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -241,8 +244,9 @@ class KeywordCache:
                     applied,
                 )
         self._load_calibration()
+        _LIVE.add(self)
         if self.store.kind != "memory":
-            self._thread = threading.Thread(target=self._run, name=f"shortlist-keywords-{self.store.name}", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=f"shortlist-keywords-{self.store.name}")
             self._thread.start()
 
     def _clear_incompatible(self, folder: Path) -> None:
@@ -560,6 +564,17 @@ class KeywordCache:
                 return self._cal
             return self._calibrate(index, compute)
 
+    def _halt(self, timeout: float = 10.0) -> None:
+        """Stop the background threads: the poll loop, and a calibration at its next search.
+
+        They run native code (Chroma, onnxruntime, tantivy) that must not run on while the interpreter shuts down.
+        """
+        self._stop.set()
+        for thread in (self._thread, self._cal_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=timeout)
+        self._thread = None
+
     def _calibrate(self, index: LiveKeywordIndex, compute: Callable[[LiveKeywordIndex], Calibration]) -> Calibration:
         changed_before = self._changed
         cal = compute(index)
@@ -614,13 +629,18 @@ class KeywordCache:
 
         def work() -> None:
             try:
-                self._calibrate(self.index(), compute)
+                index: Any = _Cancellable(self.index(), self._stop)
+                self._calibrate(index, compute)
+            except _Cancelled:
+                self._log.debug("Background calibration of %s stopped: the cache closed", self.store.name)
             except Exception as exc:  # the old weights (or the priors) stay
                 self._log.warning("Background calibration of %s failed: %s", self.store.name, exc)
             finally:
                 self._cal_running = False
 
-        threading.Thread(target=work, name=f"shortlist-calibrate-{self.store.name}", daemon=True).start()
+        # Not a daemon: at exit it is told to stop (see _stop_all) and joined, never cut off inside native code.
+        self._cal_thread = threading.Thread(target=work, name=f"shortlist-calibrate-{self.store.name}")
+        self._cal_thread.start()
 
     def wait_calibrated(self, timeout: float = 60.0) -> bool:
         """Wait until no background calibration runs (tests, benchmarks). Returns whether one is there."""
@@ -642,10 +662,7 @@ class KeywordCache:
                 return
             if self._key is not None and self._registry.get(self._key) is self:
                 del self._registry[self._key]
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+        self._halt()
         for store in self._stores:
             store.remove_listener(self._on_write)
         with self._lock:
@@ -655,3 +672,59 @@ class KeywordCache:
             if self._temp is not None:
                 self._temp.cleanup()
                 self._temp = None
+
+
+class _Cancelled(Exception):
+    """A background calibration stopped because its cache closed (or the process is exiting)."""
+
+
+class _Cancellable:
+    """An index whose searches raise :class:`_Cancelled` once ``stop`` is set.
+
+    The checkpoints of a background calibration, which searches once or twice per probe.
+    """
+
+    def __init__(self, index: LiveKeywordIndex, stop: threading.Event) -> None:
+        self._index = index
+        self._stop = stop
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise _Cancelled
+
+    def search(self, query_text: str, k: int, allowed_ids: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        self._check()
+        return self._index.search(query_text, k, allowed_ids)
+
+    def score_texts(self, query_text: str, texts: Sequence[str]) -> list[float]:
+        self._check()
+        return self._index.score_texts(query_text, texts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+#: The open caches, whose threads are told to stop when the main thread ends.
+_LIVE: weakref.WeakSet[KeywordCache] = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    """Tell every cache's threads to stop.
+
+    They are not daemons: Python then joins them (a calibration stops at its next search), so none is cut off
+    inside native code (Chroma, onnxruntime, tantivy) at interpreter exit.
+    """
+    for cache in list(_LIVE):
+        cache._stop.set()
+
+
+# Run when the main thread ends, before Python joins the other threads (what concurrent.futures does); atexit
+# would only run after that join, which would then wait for the poll loop forever.
+_register = getattr(threading, "_register_atexit", None)
+if _register is not None:
+    _register(_stop_all)
+else:  # pragma: no cover - every supported Python has it
+    atexit.register(_stop_all)
