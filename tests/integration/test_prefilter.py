@@ -441,3 +441,22 @@ def test_streamed_documents(encoder: Encoder) -> None:
     with pytest.raises(InputError, match=r"documents\[1\]"):
         p.add_documents(bad, batch_size=1)
     assert p.count() == report.added + 1  # the good document before the bad one was written
+
+
+def test_a_process_exits_cleanly_in_the_middle_of_a_background_calibration(tmp_path: Path) -> None:
+    """A search on a collection without a calibration starts one in the background; the process ends at once."""
+    script = textwrap.dedent(
+        f"""
+        from shortlist import Prefilter
+        from shortlist.store import ChunkRecord
+        pf = Prefilter("background", path={str(tmp_path / "db")!r})
+        texts = [f"Sentence {{i}} is about topic {{i}}. It has a second sentence on item {{i}}." for i in range(80)]
+        recs = [ChunkRecord(source=f"d{{i}}", chunk=0, text=t, tokens=12) for i, t in enumerate(texts)]
+        pf.store.upsert(recs, pf.encoder.embed_documents(texts))  # below add_documents: no calibration yet
+        pf.search("topic 7", k=2)  # the priors; a calibration starts in the background
+        print("calibrating" if pf._keywords._cal_running else "done", flush=True)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Fatal Python error" not in out.stderr and out.stdout.strip() in {"calibrating", "done"}
