@@ -1,6 +1,6 @@
 """Scale (issue 15): ingest, cold start, writes seen across processes and warm latency at 100k-1M chunks.
 
-    python benchmarks/scale.py                                        # 10k, embedded and chroma run (~15 min)
+    python benchmarks/scale.py                                        # 10k, embedded and chroma run (~15 min busy)
     python benchmarks/scale.py --sizes 100000,300000 --db /tmp/scale  # keep the collections for the next run
     python benchmarks/scale.py --sizes 1000000 --db /tmp/scale        # 1M (the build: ~25 min at 683 chunks/s)
     python benchmarks/scale.py --build-only --sizes 100000,300000,1000000 --db /tmp/scale   # build now, measure later
@@ -742,9 +742,9 @@ def main() -> int:
     ap.add_argument("--db", default=None, help="folder that keeps the collections between runs (default: a temp one)")
     ap.add_argument("--base", type=int, default=2000, help="chunks embedded for real (the rest are neighbours)")
     ap.add_argument("--queries", type=int, default=200, help="warm questions per mode")
-    ap.add_argument("--encoder-chunks", type=int, default=2000, help="add_documents sample (0: skip)")
+    ap.add_argument("--encoder-chunks", type=int, default=500, help="add_documents sample (0: skip)")
     ap.add_argument(
-        "--server-ingest-chunks", type=int, default=20000, help="upsert sample through the server (0: skip)"
+        "--server-ingest-chunks", type=int, default=10000, help="upsert sample through the server (0: skip)"
     )
     ap.add_argument("--build-only", action="store_true", help="build the collections of --sizes and stop")
     ap.add_argument("--worker", nargs=2, metavar=("ROLE", "SPEC"), help=argparse.SUPPRESS)
