@@ -10,7 +10,7 @@ import pytest
 from shortlist import ChunkStore, Encoder, Prefilter
 from shortlist.errors import EmbeddingModelMismatchError, InputError, StoreError
 from shortlist.store import ChunkRecord
-from tests.conftest import free_port
+from tests.conftest import ChromaRun, free_port
 
 pytestmark = pytest.mark.server
 
@@ -75,3 +75,19 @@ def test_collections_and_ids_on_a_server(chroma_server: tuple[str, int], encoder
     assert ChunkStore.drop_collection("server-listed", host=host, port=port) is False
     with pytest.raises(StoreError, match="Could not"):
         ChunkStore.list_collections(host="127.0.0.1", port=free_port())
+
+
+def test_writes_to_a_stopped_server_fail_naming_it_and_lose_nothing(chroma_run: ChromaRun, encoder: Encoder) -> None:
+    store = ChunkStore("server-writes", host=chroma_run.host, port=chroma_run.port, encoder=encoder)
+    recs = [ChunkRecord(source="w", chunk=i, text=f"write test {i}", tokens=3) for i in range(3)]
+    vecs = encoder.embed_documents([r.text for r in recs])
+    store.upsert(recs[:2], vecs[:2])
+    chroma_run.stop()
+    where = f"{chroma_run.host}:{chroma_run.port}"
+    with pytest.raises(StoreError, match=where):
+        store.upsert(recs[2:], vecs[2:])
+    with pytest.raises(StoreError, match=where):
+        store.delete(source="w")
+    chroma_run.start()
+    assert sorted(store.ids()) == sorted(r.id for r in recs[:2])  # the refused writes changed nothing
+    assert store.upsert(recs[2:], vecs[2:]) == 1 and store.count() == 3

@@ -315,7 +315,10 @@ class ChunkStore(PagedReads):
         ``(ids, intents)`` goes into ``notes`` whether or not the write succeeded, for :meth:`_changed`.
         """
         journal = self.journal
-        intents = journal.intend(ids) if journal is not None else []
+        try:
+            intents = journal.intend(ids) if journal is not None else []
+        except StoreError as exc:  # nothing written: say which server failed, as the store's own errors do
+            raise StoreError(self._failed(str(exc), exc.__cause__ or exc)) from exc
         try:
             write()
         finally:
@@ -390,7 +393,7 @@ class ChunkStore(PagedReads):
                 except Exception as exc:
                     self._tokens.forget()  # recount on next use
                     msg = f"Chroma refused to write {end - start} chunks to {self.name!r}: {exc}"
-                    raise StoreError(msg) from exc
+                    raise StoreError(self._failed(msg, exc)) from exc
             self._count.clear()
             self._tokens.adjust(sum(int(m[KEY_TOKENS]) for m in metas) - sum(previous.values()))
         return len(ids)
@@ -409,7 +412,7 @@ class ChunkStore(PagedReads):
                     self.collection.update(ids=ids[start:end], metadatas=metas[start:end])  # type: ignore[arg-type]
                 except Exception as exc:
                     msg = f"Chroma refused to update metadata in {self.name!r}: {exc}"
-                    raise StoreError(msg) from exc
+                    raise StoreError(self._failed(msg, exc)) from exc
         return len(ids)
 
     def delete(
@@ -465,7 +468,7 @@ class ChunkStore(PagedReads):
                 except Exception as exc:
                     self._tokens.forget()
                     msg = f"Chroma refused to delete from {self.name!r}: {exc}"
-                    raise StoreError(msg) from exc
+                    raise StoreError(self._failed(msg, exc)) from exc
             self._count.clear()
             self._tokens.adjust(-sum(tokens.values()))
         return len(targets)
