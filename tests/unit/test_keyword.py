@@ -81,3 +81,17 @@ def test_score_texts_matches_the_index_for_its_own_rows() -> None:
     held_out = index.score_texts("barking dog", ["a dog barks", "nothing shared here"])
     assert held_out[0] > 0 and held_out[1] == 0
     assert index.score_texts("unknownword", ["unknownword"]).tolist() == [0.0]
+
+
+def test_stop_words_are_bm25s_and_reading_them_does_not_import_bm25s() -> None:
+    import subprocess
+    import sys
+
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from shortlist.keywords.bm25 import _STOPWORDS_ZH, _stopwords
+
+    assert _stopwords() == frozenset(STOPWORDS_EN) | _STOPWORDS_ZH
+    code = "import sys\nfrom shortlist.keywords.bm25 import tokenize\ntokenize('cats')\nprint('bm25s' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

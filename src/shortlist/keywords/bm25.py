@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import re
@@ -62,7 +63,22 @@ _STOPWORDS_ZH = frozenset(
 
 @functools.lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    try:
+    """bm25s's English stop words and the Chinese ones above.
+
+    Read from bm25s's ``stopwords.py`` without importing the ``bm25s`` package: a process that only searches the
+    live index never pays for bm25s's imports.
+    """
+    spec = importlib.util.find_spec("bm25s")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / "stopwords.py"
+        if path.is_file():
+            loader_spec = importlib.util.spec_from_file_location("_shortlist_bm25s_stopwords", path)
+            if loader_spec is not None and loader_spec.loader is not None:
+                module = importlib.util.module_from_spec(loader_spec)
+                loader_spec.loader.exec_module(module)  # plain tuples of strings, no imports
+                return frozenset(module.STOPWORDS_EN) | _STOPWORDS_ZH
+    try:  # pragma: no cover - bm25s laid out otherwise
         from bm25s.stopwords import STOPWORDS_EN
     except ImportError:  # pragma: no cover - bm25s always ships them
         return _STOPWORDS_ZH
