@@ -66,9 +66,10 @@ PROBE_DEPTH = 40
 #: Chunks the probes are drawn from (at most), by :func:`probe_pool_ids`.
 PROBE_POOL = 2000
 SEED = 0
-CALIBRATION_VERSION = 5
-#: What the prior weight counts as: this many probes found at rank 1 (see :func:`shrunk_weight`).
-PRIOR_PROBES = 20.0
+CALIBRATION_VERSION = 6
+#: The probes' evidence (reciprocal ranks found, both sides) at which their weight and the prior count alike: a
+#: soft switch, below it the prior stays, above it the probes decide (see :func:`shrunk_weight`).
+EVIDENCE_SCALE = 10.0
 #: Relevance model (per script): logistic coefficients of (1, cosine, log(1 + BM25), coverage). The priors are
 #: used for a script without enough probes (set by reasoning about the features, never from evaluation labels:
 #: the dense side reads Latin scripts, so cosine leads there; it reads little CJK, so the keyword evidence leads).
@@ -108,13 +109,14 @@ def dense_weight(mrr_dense: float, mrr_keyword: float, script: str = "latin") ->
 
 
 def shrunk_weight(rr_dense: Sequence[float], rr_keyword: Sequence[float], prior: float) -> float:
-    """The dense weight from the probes' reciprocal ranks, shrunk toward ``prior`` by how much they found.
+    """The dense weight from the probes' reciprocal ranks, shrunk toward ``prior`` by how little they found.
 
-    ``(sum(rr_dense) + prior * C) / (sum(rr_dense) + sum(rr_keyword) + C)``, rounded to 0.01, with
-    ``C`` = :data:`PRIOR_PROBES`: the prior counts as ``C`` probes found at rank 1, shared as it says. Each side's
-    evidence is what it found (a probe found at rank 1 counts 1, at rank 10 a tenth), so 57 probes that neither
-    side finds (MRR 0.04 and 0.08: 2.3 and 4.6 found) barely move the weight, while 100 probes found well (MRR 0.74
-    and 0.68) take it close to the MRR ratio.
+    Each side's evidence is what it found (a probe found at rank 1 counts 1, at rank 10 a tenth, missed 0):
+    ``d = sum(rr_dense)``, ``k = sum(rr_keyword)``. The probes say ``r = d / (d + k)``; the result is
+    ``r + s * (prior - r)`` rounded to 0.01, with the shrinkage ``s = E**4 / (E**4 + (d + k)**4)`` and
+    ``E`` = :data:`EVIDENCE_SCALE`: a soft switch at ``E`` found. So 57 probes that neither side finds (MRR 0.04
+    and 0.08: 2.3 and 4.7 found, ``s`` = 0.81) keep the weight near the prior (0.79 for 0.9, where the ratio said
+    0.33), while 100 probes that find 30 or more (SciFact: 37 and 28, ``s`` < 0.001) give the ratio itself.
 
     Args:
         rr_dense: Each probe's reciprocal rank (top 10, else 0) on the dense side.
@@ -122,7 +124,12 @@ def shrunk_weight(rr_dense: Sequence[float], rr_keyword: Sequence[float], prior:
         prior: The script's prior weight.
     """
     found_d, found_k = float(np.sum(rr_dense)), float(np.sum(rr_keyword))
-    return round((found_d + prior * PRIOR_PROBES) / (found_d + found_k + PRIOR_PROBES), 2)
+    found = found_d + found_k
+    if found <= 0:
+        return round(prior, 2)
+    ratio = found_d / found
+    shrink = EVIDENCE_SCALE**4 / (EVIDENCE_SCALE**4 + found**4)
+    return round(ratio + shrink * (prior - ratio), 2)
 
 
 # ---------------------------------------------------------------------------------------------- relevance
