@@ -294,3 +294,26 @@ def test_query_vector_checks() -> None:
         pipeline.query_vector([[1.0] * 4], "dense", embed, **kw)
     with pytest.raises(InputError, match="non-empty str"):
         pipeline.query_vector(42, "dense", embed, **kw)
+
+
+def test_a_plain_search_reads_back_only_the_keyword_candidates_it_keeps() -> None:
+    source, q = _corpus()
+    reads: list[list[str]] = []
+    chunks = source.chunks
+
+    def counting(ids: Sequence[str], *, with_text: bool) -> list[StoredChunk]:
+        reads.append(list(ids))
+        return chunks(ids, with_text=with_text)
+
+    source.chunks = counting  # type: ignore[method-assign]
+    assert [c.chunk.id for c in _run(source, q, k=3, mode="keyword", fetch_k=8)] == ["c00", "c04", "c08"]
+    assert [len(r) for r in reads] == [3]  # of 8 keyword candidates, the 3 it returns
+    # Two of them deleted between the reads: the next ones are read, the result still has k hits.
+    for gone in ("c04", "c08"):
+        del source.by_id[gone]
+    reads.clear()
+    assert [c.chunk.id for c in _run(source, q, k=3, mode="keyword", fetch_k=8)] == ["c00", "c12", "c16"]
+    assert sum(len(r) for r in reads) == 5
+    reads.clear()
+    _run(source, q, k=3, mode="keyword", fetch_k=8, min_score=-1.0)  # a threshold may drop hits: read them all
+    assert sum(len(r) for r in reads) == 8  # all 8 candidates (the 2 deleted ones asked too)

@@ -124,6 +124,17 @@ def query_vector(
     raise InputError(msg)
 
 
+def _plain(options: SearchOptions) -> bool:
+    """Whether the search keeps its first ``k`` candidates as they are (no stage may drop or reorder them)."""
+    return (
+        options.min_score is None
+        and options.min_relevance is None
+        and not options.mmr
+        and options.max_per_source is None
+        and options.budget is None
+    )
+
+
 def gather(
     text: str,
     qvec: Vector,
@@ -159,16 +170,30 @@ def gather(
     if mode == "hybrid":
         _add(timings, "fuse", t)
     kw_scores = dict(keyword)
-    missing = [i for i, _ in order if i not in cands]
-    if missing:
-        t = time.perf_counter()
-        for c in source.chunks(missing, with_text=True):
-            emb = c.embedding
-            cos = float(np.dot(emb, qvec)) if emb is not None else 0.0
-            cands[c.id] = Candidate(c, cosine=cos, embedding=emb)
-        _add(timings, "fetch", t)
+    # Keyword-only candidates are read back (text, vector) in fused order. A plain search (no threshold,
+    # diversity, per-document cap or budget) keeps its first k, so only as many as it can use are read: about k,
+    # more when some were deleted between the two reads.
+    plain = _plain(options)
+    want = options.k if plain else len(order)
+    read: set[str] = set()
+    pos = 0
+    while pos < len(order):
+        present = sum(1 for i, _ in order[:pos] if i in cands)
+        if present >= want:
+            break
+        step = order[pos : pos + max(want - present, 1)] if plain else order[pos:]
+        pos += len(step)
+        missing = [i for i, _ in step if i not in cands and i not in read]
+        if missing:
+            t = time.perf_counter()
+            read.update(missing)
+            for c in source.chunks(missing, with_text=True):
+                emb = c.embedding
+                cos = float(np.dot(emb, qvec)) if emb is not None else 0.0
+                cands[c.id] = Candidate(c, cosine=cos, embedding=emb)
+            _add(timings, "fetch", t)
     ranked: list[Candidate] = []
-    for id_, score in order:
+    for id_, score in order[:pos] if plain else order:
         cand = cands.get(id_)
         if cand is None:  # deleted between the two reads
             continue
