@@ -559,6 +559,8 @@ class KeywordCache:
         """The calibration, computed now with ``compute(index)`` when missing or stale (see the module)."""
         self._compute = compute
         index = self.index()
+        if self._cal_running:  # one is being computed in the background: wait for it rather than compute twice
+            self.wait_calibrated(timeout=600.0)
         with self._lock:
             if self._cal is not None and not self._stale():
                 return self._cal
