@@ -606,13 +606,18 @@ class KeywordCache:
         return cal if cal is not None else Calibration()
 
     def after_ingest(self, compute: Callable[[LiveKeywordIndex], Calibration]) -> None:
-        """An ingest by this process finished: recompute the calibration now if it is missing or stale."""
-        if self._index is None:
-            return  # no search has used the keyword side yet: the first one schedules it
+        """An ingest by this process finished: recompute the calibration now if it is missing or stale.
+
+        Only the process that applies the journal to the copy does (it saves the result for every process on the
+        copy); another one leaves it to that process, which recalibrates in the background.
+        """
+        index = self._index
+        if index is None or not index.is_writer:
+            return
         self.calibration(compute)
 
     def _maybe_recalibrate(self) -> None:
-        if self._cal is not None and self._stale():
+        if self._stale():
             self._due = True
 
     def _run_calibration_if_due(self) -> None:
