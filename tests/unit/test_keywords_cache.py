@@ -225,3 +225,23 @@ def test_a_cache_opening_after_a_writer_died_applies_its_last_intent_at_once(sto
     again = KeywordCache(store)  # opening (or taking over a dead applier's copy) applies it without waiting
     assert _found(again, "gannet") == {"orphan"}
     again.close()
+
+
+def test_only_the_applier_recalibrates_after_an_ingest(store: ChunkStore) -> None:
+    _write(store, BASE)
+    applier, follower = KeywordCache(store), KeywordCache(store)
+    applier.index()
+    follower.index()
+    assert applier.is_applier and not follower.is_applier
+    computed: list[str] = []
+
+    def compute(index: LiveKeywordIndex) -> Calibration:
+        computed.append("x")
+        return Calibration(weights={"latin": 0.5})
+
+    follower.after_ingest(compute)  # it could not save the result: the applier's job
+    assert computed == []
+    applier.after_ingest(compute)
+    assert computed == ["x"]
+    follower.close()
+    applier.close()
