@@ -118,6 +118,10 @@ def test_same_chunks_as_shortlist_index_and_a_rerun_embeds_nothing(
     again = index([corpus], collection="on-ray", host=host, port=port, actors=2, batch_size=8, backend="onnx")
     assert (again.added, again.skipped, again.chunks) == (0, len(single), len(single))
     assert again.embed_s == 0.0 and again.total_chunks == len(single)
+    # Ray Data's progress bars replace builtins.print unless told not to; the process is left as it was.
+    import builtins
+
+    assert builtins.print.__module__ == "builtins" and builtins.print.__doc__
 
 
 def _ray_processes() -> dict[int, str]:

@@ -50,8 +50,9 @@ FORWARDED_ENV = (
     "TRANSFORMERS_OFFLINE",
     "ORT_DISABLE_TELEMETRY",
 )
-#: Ray's own switches: no usage statistics sent home; a local instance on the loopback interface only.
-RAY_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+#: Ray's own switches: no usage statistics sent home, and Ray Data's progress bars leave ``builtins.print`` alone
+#: (by default they replace it for the rest of the process); a local instance on the loopback interface only.
+RAY_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_TQDM_PATCH_PRINT": "0"}
 RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
