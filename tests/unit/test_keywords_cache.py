@@ -245,3 +245,21 @@ def test_only_the_applier_recalibrates_after_an_ingest(store: ChunkStore) -> Non
     assert computed == ["x"]
     follower.close()
     applier.close()
+
+
+def test_a_relative_folder_keeps_its_keyword_copy_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rel = ChunkStore("col", path="relative-db", encoder=Encoder.shared())
+    assert rel.path == tmp_path / "relative-db"
+    _write(rel, BASE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the copy is opened after the working directory changed
+    cache = KeywordCache(rel)
+    assert _found(cache, "cats")
+    assert cache.folder is not None and cache.folder.parent == tmp_path / "relative-db" / "shortlist-keyword"
+    assert not (elsewhere / "relative-db").exists()
+    cache.close()
+    rel.close()

@@ -97,7 +97,7 @@ def keyword_folder(store: ChunkStore) -> Path | None:
         except Exception:  # pragma: no cover - every 1.x client has settings
             return None
         if getattr(settings, "is_persistent", False) and getattr(settings, "persist_directory", None):
-            return Path(settings.persist_directory) / KEYWORD_FOLDER / sub
+            return Path(settings.persist_directory).absolute() / KEYWORD_FOLDER / sub
         host = getattr(settings, "chroma_server_host", None)
         if host:
             port = int(getattr(settings, "chroma_server_http_port", None) or DEFAULT_CHROMA_PORT)

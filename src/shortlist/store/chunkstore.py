@@ -127,7 +127,7 @@ class ChunkStore(PagedReads):
                 self.client = _client.open_client(host=where.host, port=where.port)
                 self.kind = "server"
             else:
-                self.path = where
+                self.path = where.absolute()  # later reads (the keyword copy beside it) must not follow a chdir
                 self.client = _client.open_client(self.path)
                 self.kind = "embedded"
         self.name = collection
