@@ -277,6 +277,9 @@ class Prefilter:
         return self._keywords.refresh()
 
     def _calibrate(self, index: LiveKeywordIndex) -> Calibration:
+        guard = getattr(index, "guard", None)  # a background calibration: every step stops when the cache closes
+        if guard is not None:
+            return calibrate_collection(guard(self.store), guard(self.encoder), index)
         return calibrate_collection(self.store, self.encoder, index)
 
     def calibration(self) -> Calibration:

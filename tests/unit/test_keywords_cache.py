@@ -263,3 +263,49 @@ def test_a_relative_folder_keeps_its_keyword_copy_after_a_chdir(
     assert not (elsewhere / "relative-db").exists()
     cache.close()
     rel.close()
+
+
+class _Counting:
+    """The real encoder, counting its embedding calls (what a background calibration's steps are)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.calls = 0
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return self.encoder.embed_documents(texts)
+
+
+def test_closing_stops_a_background_calibration_at_its_next_step(store: ChunkStore) -> None:
+    import threading
+
+    _write(store, BASE)
+    cache = KeywordCache(store)
+    encoder = _Counting(Encoder.shared())
+    texts = [f"sentence number {i} about cats and dogs" for i in range(400)]
+    started, ended = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def compute(index: LiveKeywordIndex) -> Calibration:
+        guarded = index.guard(encoder)  # type: ignore[attr-defined]
+        small = guarded.embed_documents(texts[:20])  # sliced, the same vectors as one call
+        np.testing.assert_allclose(small, Encoder.shared().embed_documents(texts[:20]), atol=1e-5)
+        started.set()
+        try:
+            guarded.embed_documents(texts)
+            outcome.append("finished")
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+            raise
+        finally:
+            ended.set()
+        return Calibration(weights={"latin": 0.5})
+
+    assert cache.current_calibration(compute).weights == {}  # the priors; one is computed in the background
+    assert started.wait(60)
+    calls_before = encoder.calls
+    cache.close()
+    assert ended.wait(60)
+    assert outcome == ["_Cancelled"]
+    assert encoder.calls - calls_before < len(texts) // cache_module._GUARD_SLICE  # stopped between slices

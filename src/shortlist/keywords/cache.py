@@ -45,6 +45,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from shortlist._io import atomic_write, file_lock
 from shortlist.config import DEFAULT_CHROMA_PORT, user_cache_dir
 from shortlist.errors import StoreError
@@ -712,6 +714,51 @@ class _Cancellable:
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def guard(self, obj: Any) -> Any:
+        """``obj`` (the store, the encoder the calibration uses) with the same checkpoint before each call.
+
+        An encoder's ``embed_documents`` is run in slices of :data:`_GUARD_SLICE` texts, a checkpoint before each,
+        so that closing waits for one small batch, not for the calibration's whole embedding work.
+        """
+        return _Guarded(obj, self._check)
+
+
+#: Texts per embedding call of a guarded encoder (a background calibration's step between checkpoints).
+_GUARD_SLICE = 8
+
+
+class _Guarded:
+    """See :meth:`_Cancellable.guard`."""
+
+    def __init__(self, obj: Any, check: Callable[[], None]) -> None:
+        self._obj = obj
+        self._check = check
+
+    def embed_documents(self, texts: Sequence[str]) -> Any:
+        parts = []
+        for start in range(0, len(texts), _GUARD_SLICE):
+            self._check()
+            parts.append(np.asarray(self._obj.embed_documents(list(texts[start : start + _GUARD_SLICE]))))
+        return np.concatenate(parts) if parts else self._obj.embed_documents([])
+
+    def ids(self, **kwargs: Any) -> list[str]:
+        out: list[str] = []
+        for part in self._obj.iter_ids(**kwargs):  # a store's ids, a checkpoint per page
+            self._check()
+            out.extend(part)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._obj, name)
+        if not callable(value):
+            return value
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            self._check()
+            return value(*args, **kwargs)
+
+        return checked
 
 
 #: The open caches, whose threads are told to stop when the main thread ends.
