@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +11,15 @@ import pytest
 from shortlist.errors import ConfigError, InputError
 from shortlist.keywords.calibration import (
     CALIBRATION_VERSION,
+    CJK_PRIOR_WEIGHT,
     PRIOR_WEIGHT,
     RELEVANCE_PRIOR,
+    RELEVANCE_RULE,
     Calibration,
     coverage,
     fit_relevance,
     relevance_features,
+    relevance_prior,
     shrunk_weight,
 )
 from shortlist.search.options import SearchOptions
@@ -78,7 +82,33 @@ def test_calibration_round_trips_its_relevance_model(tmp_path: Path) -> None:
     back = Calibration.load(tmp_path)
     assert back is not None and back.version == CALIBRATION_VERSION
     assert back.relevance_model("a question") == (1.0, 2.0, 3.0, 4.0)
-    assert back.relevance_model("一个问题") == RELEVANCE_PRIOR["cjk"]
+    assert back.relevance_model("一个问题") == relevance_prior("cjk", CJK_PRIOR_WEIGHT) == (-4.0, 0.0, 1.0, 3.0)
+
+
+def test_relevance_weighs_the_sides_as_the_fusion_does() -> None:
+    # equal trust: the sides add up; the Latin prior weight 0.9: the cosine leads, the keyword evidence counts a fifth
+    assert relevance_prior("latin", 0.5) == RELEVANCE_PRIOR["latin"] == (-6.0, 10.0, 0.5, 2.0)
+    assert relevance_prior("latin", PRIOR_WEIGHT) == (-8.4, 18.0, 0.1, 0.4)
+    assert relevance_prior("cjk", 0.9)[1] == 0.0  # a CJK query's cosine never counts
+    # a collection whose calibration trusts the keyword side more gives its BM25 and coverage more say
+    cal = Calibration(weights={"latin": 0.3})
+    assert cal.relevance_model("a question") == relevance_prior("latin", 0.3)
+    q, text = "How do I reset my password?", "To reset your password, open Settings."
+    lexical = cal.relevance_for(q, 0.3, 9.0, text) - cal.relevance_for(q, 0.3, 0.0, "Orders ship in three days.")
+    prior = Calibration()
+    assert lexical > prior.relevance_for(q, 0.3, 9.0, text) - prior.relevance_for(q, 0.3, 0.0, "Orders ship.")
+
+
+def test_relevance_saved_under_another_rule_falls_back_to_the_prior(tmp_path: Path) -> None:
+    cal = Calibration("fp", {"latin": 0.6}, {"latin": 80}, {}, 1.0, relevance={"latin": (1, 2, 3, 4)})
+    cal.save(tmp_path)
+    raw = json.loads((tmp_path / "calibration.json").read_text())
+    assert raw["relevance_rule"] == RELEVANCE_RULE
+    raw["relevance_rule"] = RELEVANCE_RULE - 1
+    (tmp_path / "calibration.json").write_text(json.dumps(raw))
+    back = Calibration.load(tmp_path)
+    assert back is not None and back.weights == {"latin": 0.6}  # the fusion keeps its weights
+    assert back.relevance_model("a question") == relevance_prior("latin", 0.6)
 
 
 def test_min_relevance_and_hit_relevance_are_checked() -> None:

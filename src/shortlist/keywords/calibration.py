@@ -34,6 +34,8 @@ __all__ = [
     "CALIBRATION_VERSION",
     "CJK_PRIOR_WEIGHT",
     "RELEVANCE_PRIOR",
+    "RELEVANCE_RULE",
+    "RELEVANCE_SIDES",
     "MIN_PROBES",
     "PRIOR_WEIGHT",
     "PROBES",
@@ -46,6 +48,7 @@ __all__ = [
     "dense_weight",
     "fit_relevance",
     "relevance_features",
+    "relevance_prior",
     "make_probes",
     "script_of",
     "shrunk_weight",
@@ -70,13 +73,20 @@ CALIBRATION_VERSION = 6
 #: The probes' evidence (reciprocal ranks found, both sides) at which their weight and the prior count alike: a
 #: soft switch, below it the prior stays, above it the probes decide (see :func:`shrunk_weight`).
 EVIDENCE_SCALE = 10.0
-#: Relevance model (per script): logistic coefficients of (1, cosine, log(1 + BM25), coverage). The priors are
-#: used for a script without enough probes (set by reasoning about the features, never from evaluation labels:
-#: the dense side reads Latin scripts, so cosine leads there; it reads little CJK, so the keyword evidence leads).
-RELEVANCE_PRIOR: Mapping[str, tuple[float, ...]] = {
-    "latin": (-6.0, 10.0, 0.5, 2.0),
-    "cjk": (-4.0, 0.0, 1.0, 3.0),
+#: Relevance model (per script): a logistic model of (1, cosine, log(1 + BM25), coverage) made of each side's
+#: evidence, each centred where a hit is as likely right as not: the dense side's (10 per unit of cosine above
+#: 0.45; none for CJK, which the dense side reads too little for its cosine to mean the same across queries) and
+#: the keyword side's. The two are weighed as the fusion weighs the sides, ``2w`` and ``2(1 - w)`` for the dense
+#: weight ``w`` of the query's script (see :func:`relevance_prior`). Set by reasoning about the features, never
+#: fitted on evaluation labels; the probes fit the level (:func:`fit_relevance`).
+RELEVANCE_SIDES: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "latin": ((-4.5, 10.0, 0.0, 0.0), (-1.5, 0.0, 0.5, 2.0)),
+    "cjk": ((0.0, 0.0, 0.0, 0.0), (-8.0 / 3.0, 0.0, 2.0 / 3.0, 2.0)),
 }
+#: How the relevance coefficients were derived (saved with them): 1, a fixed direction per script; 2, the sides
+#: weighed by the dense weight (:func:`relevance_prior`). A calibration saved under another rule keeps its weights
+#: and uses the prior for relevance until it is next computed.
+RELEVANCE_RULE = 2
 #: Pseudo-observations the fitted intercept is shrunk toward the prior's with.
 RELEVANCE_PRIOR_STRENGTH = 20.0
 CALIBRATION_FILE = "calibration.json"
@@ -163,6 +173,23 @@ def coverage(query: str, text: str, *, cjk: bool = True, words: bool = True) -> 
     if not wanted:
         return 0.0
     return len(wanted & _units(text)) / len(wanted)
+
+
+def relevance_prior(script: str, weight: float) -> tuple[float, ...]:
+    """The relevance model's prior coefficients for ``script`` when the fusion gives the dense side ``weight``.
+
+    ``2 * weight`` times the dense side's evidence plus ``2 * (1 - weight)`` times the keyword side's
+    (:data:`RELEVANCE_SIDES`): a hit is judged by the evidence the collection trusts, in the proportion the fusion
+    ranks it by. At ``weight`` 0.5 the sides count alike; at the Latin prior 0.9 the cosine leads
+    (``(-8.4, 18, 0.1, 0.4)``); for CJK at its prior 0.25, ``(-4, 0, 1, 3)``.
+    """
+    dense, keyword = RELEVANCE_SIDES["cjk" if script == "cjk" else "latin"]
+    w = min(max(float(weight), 0.0), 1.0)
+    return tuple(round(2.0 * w * d + 2.0 * (1.0 - w) * k, 6) for d, k in zip(dense, keyword, strict=True))
+
+
+#: The relevance model's prior coefficients with the two sides weighed alike (dense weight 0.5), per script.
+RELEVANCE_PRIOR: Mapping[str, tuple[float, ...]] = {s: relevance_prior(s, 0.5) for s in RELEVANCE_SIDES}
 
 
 def relevance_features(cosine: float, bm25: float, cover: float) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -281,7 +308,8 @@ class Calibration:
         mrr: Script -> ``{"dense": ..., "keyword": ..., "fused": ...}``: the probes' MRR@10 with dense only,
             keyword only and the chosen weight (and ``"ratio"``: the weight their MRR alone suggested).
         relevance: Script -> coefficients of the relevance model (see :meth:`relevance_for`), for the scripts
-            with enough probes; the others use :data:`RELEVANCE_PRIOR`.
+            with enough probes; the others use :func:`relevance_prior` at their weight.
+        relevance_rule: :data:`RELEVANCE_RULE` the coefficients were derived under.
         seconds: Time taken.
         version: :data:`CALIBRATION_VERSION` of the procedure.
     """
@@ -293,21 +321,23 @@ class Calibration:
     seconds: float = 0.0
     version: int = CALIBRATION_VERSION
     relevance: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    relevance_rule: int = RELEVANCE_RULE
 
     def relevance_model(self, query: str) -> tuple[float, ...]:
-        """The relevance model's coefficients for ``query``'s script (fitted, else the prior)."""
+        """The relevance model's coefficients for ``query``'s script (fitted, else the prior at its weight)."""
         script = script_of(query)
         if script in self.relevance:
             return tuple(float(v) for v in self.relevance[script])
-        return tuple(RELEVANCE_PRIOR["cjk" if script == "cjk" else "latin"])
+        return relevance_prior(script, self.weight_for(query))
 
     def relevance_for(
         self, query: str, cosine: float, bm25: float, text: str, *, cjk: bool = True, words: bool = True
     ) -> float:
         """How likely a hit with this evidence is the right one, in [0, 1].
 
-        A logistic model of its cosine, its BM25 score and :func:`coverage` of the query in its ``text``, fitted
-        on this collection's probes (their right chunks against the best wrong ones) for the query's script.
+        A logistic model of its cosine, its BM25 score and :func:`coverage` of the query in its ``text``: the
+        two sides' evidence weighed by the query's dense weight (:func:`relevance_prior`), its level fitted on
+        this collection's probes (their right chunks against the best wrong ones) for the query's script.
         ``cjk``/``words``: whether the collection knows any of the query's units of that kind (see :func:`coverage`).
         """
         coef = np.asarray(self.relevance_model(query), dtype=np.float64)
@@ -337,7 +367,11 @@ class Calibration:
                 mrr={str(k): {str(a): float(b) for a, b in v.items()} for k, v in raw["mrr"].items()},
                 seconds=float(raw.get("seconds", 0.0)),
                 version=int(raw["version"]),
-                relevance={str(k): tuple(float(x) for x in v) for k, v in raw.get("relevance", {}).items()},
+                relevance=(
+                    {str(k): tuple(float(x) for x in v) for k, v in raw.get("relevance", {}).items()}
+                    if int(raw.get("relevance_rule", 1)) == RELEVANCE_RULE
+                    else {}  # derived under another rule: the prior, at the weights, until the next calibration
+                ),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.debug("No usable calibration in %s (%s)", folder, exc)

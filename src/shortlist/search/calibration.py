@@ -21,7 +21,6 @@ from shortlist.keywords.calibration import (
     PROBE_DEPTH,
     PROBE_POOL,
     PROBES,
-    RELEVANCE_PRIOR,
     SEED,
     Calibration,
     Probe,
@@ -31,6 +30,7 @@ from shortlist.keywords.calibration import (
     make_probes,
     probe_pool_ids,
     relevance_features,
+    relevance_prior,
     shrunk_weight,
 )
 from shortlist.search.fusion import convex
@@ -152,8 +152,9 @@ def calibrate(
 
     Per script with :data:`~shortlist.keywords.calibration.MIN_PROBES` probes or more: the dense weight the two
     sides' MRR suggest, shrunk toward the prior by how much the probes found
-    (:func:`~shortlist.keywords.calibration.shrunk_weight`); and the relevance model, fitted on the probes' right
-    chunks against the best wrong ones, shrunk toward its prior (see :mod:`shortlist.fusion`).
+    (:func:`~shortlist.keywords.calibration.shrunk_weight`); and the relevance model: the two sides' evidence
+    weighed by that weight (:func:`~shortlist.keywords.calibration.relevance_prior`), its level fitted on the
+    probes' right chunks against the best wrong ones, shrunk toward the prior's (see :mod:`shortlist.fusion`).
 
     Args:
         chunks: ``(id, source, text)`` of the chunks the probes are drawn from.
@@ -213,7 +214,7 @@ def calibrate(
             "ratio": ratio,
         }
         x, y = _relevance_examples(group, lists, sources, index, encoder, fetch)
-        relevance[script] = fit_relevance(x, y, RELEVANCE_PRIOR[script if script in RELEVANCE_PRIOR else "latin"])
+        relevance[script] = fit_relevance(x, y, relevance_prior(script, weight))
     seconds = time.perf_counter() - start
     logger.info("Calibrated hybrid fusion on %d probes in %.2fs: %s", len(probes), seconds, weights)
     return Calibration(fingerprint, weights, counts, figures, seconds, relevance=relevance)
