@@ -302,7 +302,7 @@ def run(
         questions: Questions to ask (strings are searched in the default mode, hybrid); default :data:`QUESTIONS`.
         k: Hits per question (default 3).
         min_relevance: Hits under this relevance are dropped (default
-            :data:`~shortlist.search.options.SUGGESTED_MIN_RELEVANCE`, 0.5; ``None`` keeps all): an off-topic
+            :data:`~shortlist.search.options.SUGGESTED_MIN_RELEVANCE`, 0.3; ``None`` keeps all): an off-topic
             question gets an empty shortlist.
         encoder: Encoder to use; default the shared one.
         progress: Progress bar while building (default: when stderr is a terminal).
