@@ -192,9 +192,13 @@ class _Memory:
         self.bm25 = dict(bm25)
         self.dense_calls: list[int] = []
 
-    def dense(self, vector: Any, n: int, *, where: Any, where_document: Any, with_vectors: bool) -> list[StoredChunk]:
+    def dense(
+        self, vector: Any, n: int, *, where: Any, where_document: Any, with_vectors: bool, with_text: bool = True
+    ) -> list[StoredChunk]:
         self.dense_calls.append(n)
         scored = sorted(self.by_id.values(), key=lambda c: -float(np.dot(c.embedding, vector)))[:n]
+        if not with_text:  # as the store: ids and cosines only
+            return [StoredChunk(c.id, "", {}, 0, float(np.dot(c.embedding, vector)), None) for c in scored]
         return [
             StoredChunk(c.id, c.text, c.metadata, c.tokens, float(np.dot(c.embedding, vector)), c.embedding)
             for c in scored
@@ -317,3 +321,36 @@ def test_a_plain_search_reads_back_only_the_keyword_candidates_it_keeps() -> Non
     reads.clear()
     _run(source, q, k=3, mode="keyword", fetch_k=8, min_score=-1.0)  # a threshold may drop hits: read them all
     assert sum(len(r) for r in reads) == 8  # all 8 candidates (the 2 deleted ones asked too)
+
+
+def test_a_plain_search_reads_the_texts_of_the_dense_hits_it_keeps_only() -> None:
+    source, q = _corpus()
+    reads: list[list[str]] = []
+    chunks = source.chunks
+
+    def counting(ids: Sequence[str], *, with_text: bool) -> list[StoredChunk]:
+        reads.append(list(ids))
+        return chunks(ids, with_text=with_text)
+
+    source.chunks = counting  # type: ignore[method-assign]
+    cos = {c.id: float(np.dot(c.embedding, q)) for c in source.by_id.values()}
+    for mode in ("dense", "hybrid"):
+        reads.clear()
+        ranked = _run(source, q, k=4, mode=mode)
+        assert sum(len(r) for r in reads) == 4  # of 20 candidates per side (hybrid), the 4 kept
+        for c in ranked:  # each with its text, metadata and token count, and the index's cosine
+            full = source.by_id[c.chunk.id]
+            assert (c.chunk.text, c.chunk.metadata, c.chunk.tokens) == (full.text, full.metadata, full.tokens)
+            assert c.cosine == pytest.approx(cos[c.chunk.id]) and c.chunk.score == pytest.approx(cos[c.chunk.id])
+    # The best one's row deleted between the vector search and the read (the index still finds it): dropped,
+    # and the next one read in its place.
+    order = sorted(cos, key=lambda i: -cos[i])
+    reads.clear()
+
+    def row_gone(ids: Sequence[str], *, with_text: bool) -> list[StoredChunk]:
+        reads.append(list(ids))
+        return [c for c in chunks(ids, with_text=with_text) if c.id != order[0]]
+
+    source.chunks = row_gone  # type: ignore[method-assign]
+    assert [c.chunk.id for c in _run(source, q, k=3, mode="dense", fetch_k=8)] == order[1:4]
+    assert sum(len(r) for r in reads) == 4  # the 3 kept and the one that was gone

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -51,9 +52,19 @@ class CandidateSource(Protocol):
     """Where a search draws its candidates from (a collection and its keyword index)."""
 
     def dense(
-        self, vector: Vector, n: int, *, where: Filter, where_document: Filter, with_vectors: bool
+        self,
+        vector: Vector,
+        n: int,
+        *,
+        where: Filter,
+        where_document: Filter,
+        with_vectors: bool,
+        with_text: bool = True,
     ) -> Sequence[StoredChunk]:
-        """The ``n`` chunks nearest ``vector`` (``score`` = cosine), best first, with vectors if asked."""
+        """The ``n`` chunks nearest ``vector`` (``score`` = cosine), best first, with vectors if asked.
+
+        ``with_text=False``: ids and cosines only (no text, no metadata), read back later for the few kept.
+        """
         ...
 
     def keyword(self, text: str, n: int, *, where: Filter, where_document: Filter) -> list[tuple[str, float]]:
@@ -147,19 +158,27 @@ def gather(
     """Candidates in search order, how many were looked at, and whether an index had more to give.
 
     Dense candidates carry the store's cosine; a keyword-only candidate is read back with its vector and gets its
-    cosine from it (so every hit's score is a cosine); an id deleted between the two reads is dropped.
+    cosine from it (so every hit's score is a cosine); an id deleted between the two reads is dropped. A plain
+    search asks the vector index for ids and cosines only and reads the texts of the ``k`` it keeps (Chroma reads
+    a text and metadata row by row: 40 of them cost more than the nearest-neighbour search itself).
     """
     mode = options.mode or "dense"
     where, where_document = options.where, options.where_document
     cands: dict[str, Candidate] = {}
     dense: list[tuple[str, float]] = []
     keyword: list[tuple[str, float]] = []
+    plain = _plain(options)
+    light: set[str] = set()  # dense candidates read without text: read back if kept
     if mode in ("dense", "hybrid"):
         t = time.perf_counter()
-        found = source.dense(qvec, fetch, where=where, where_document=where_document, with_vectors=options.mmr)
+        found = source.dense(
+            qvec, fetch, where=where, where_document=where_document, with_vectors=options.mmr, with_text=not plain
+        )
         for c in found:
             cands[c.id] = Candidate(c, cosine=c.score, embedding=c.embedding)
             dense.append((c.id, float(c.score or 0.0)))
+        if plain:
+            light.update(cands)
         _add(timings, "vector", t)
     if mode in ("keyword", "hybrid"):
         t = time.perf_counter()
@@ -170,10 +189,9 @@ def gather(
     if mode == "hybrid":
         _add(timings, "fuse", t)
     kw_scores = dict(keyword)
-    # Keyword-only candidates are read back (text, vector) in fused order. A plain search (no threshold,
-    # diversity, per-document cap or budget) keeps its first k, so only as many as it can use are read: about k,
-    # more when some were deleted between the two reads.
-    plain = _plain(options)
+    # Keyword-only candidates are read back (text, vector) in fused order, and a plain search's dense ones (text).
+    # A plain search (no threshold, diversity, per-document cap or budget) keeps its first k, so only as many as
+    # it can use are read: about k, more when some were deleted between the two reads.
     want = options.k if plain else len(order)
     read: set[str] = set()
     pos = 0
@@ -183,14 +201,22 @@ def gather(
             break
         step = order[pos : pos + max(want - present, 1)] if plain else order[pos:]
         pos += len(step)
-        missing = [i for i, _ in step if i not in cands and i not in read]
+        missing = [i for i, _ in step if (i not in cands or i in light) and i not in read]
         if missing:
             t = time.perf_counter()
             read.update(missing)
             for c in source.chunks(missing, with_text=True):
+                known = cands.get(c.id)
+                if known is not None and c.id in light:  # a dense candidate: its cosine is the index's
+                    known.chunk = replace(c, score=known.chunk.score)
+                    light.discard(c.id)
+                    continue
                 emb = c.embedding
                 cos = float(np.dot(emb, qvec)) if emb is not None else 0.0
                 cands[c.id] = Candidate(c, cosine=cos, embedding=emb)
+            for id_ in [i for i in missing if i in light]:  # deleted between the two reads
+                light.discard(id_)
+                del cands[id_]
             _add(timings, "fetch", t)
     ranked: list[Candidate] = []
     for id_, score in order[:pos] if plain else order:

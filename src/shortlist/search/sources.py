@@ -39,9 +39,17 @@ class StoreSource:
         where: Mapping[str, Any] | None,
         where_document: Mapping[str, Any] | None,
         with_vectors: bool,
+        with_text: bool = True,
     ) -> Sequence[StoredChunk]:
         """The ``n`` nearest chunks (Chroma's HNSW index), best first, cosine in ``score``."""
-        return self.store.query(vector, n, where=where, where_document=where_document, include_embeddings=with_vectors)
+        return self.store.query(
+            vector,
+            n,
+            where=where,
+            where_document=where_document,
+            include_embeddings=with_vectors,
+            include_text=with_text,
+        )
 
     def keyword(
         self, text: str, n: int, *, where: Mapping[str, Any] | None, where_document: Mapping[str, Any] | None

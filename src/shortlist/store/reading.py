@@ -195,8 +195,12 @@ class PagedReads:
         where: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_embeddings: bool = False,
+        include_text: bool = True,
     ) -> list[StoredChunk]:
         """The ``n`` chunks nearest to ``vector`` (by Chroma's HNSW index), best first, with cosine scores.
+
+        ``include_text=False`` reads ids and scores only (text ``""``, metadata empty): much cheaper for a large
+        ``n`` whose texts are mostly not needed (Chroma reads each row's text and metadata one by one).
 
         Raises:
             InputError: for a vector of the wrong shape or a bad filter.
@@ -208,7 +212,8 @@ class PagedReads:
             self._fields.check_where(where)
         if n <= 0:
             return []
-        include = ["metadatas", "documents", "distances"] + (["embeddings"] if include_embeddings else [])
+        include = (["metadatas", "documents"] if include_text else []) + ["distances"]
+        include += ["embeddings"] if include_embeddings else []
         res = self._ask(
             self.collection.query,
             "Invalid query filter for collection",
