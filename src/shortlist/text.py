@@ -58,6 +58,8 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
 _SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
 _BLANK_LINES = re.compile(r"\n{3,}")
+#: Unicode category Cc (control characters: U+0000-U+001F and U+007F-U+009F) except tab and newline.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: CJK character ranges (bodies of a regex character class), defined once. Each user takes the blocks it means:
 #: keyword search cuts runs of Chinese characters (:data:`HAN_CHARS`) with jieba; the fusion's script test counts
 #: kana, Chinese characters and Hangul syllables (:data:`CJK_SCRIPT_CHARS`); sentence splitting (here) also treats
@@ -98,8 +100,7 @@ def clean_text(text: str) -> str:
         raise InputError(msg)
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
-        text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = _CONTROL.sub("", text)
     text = _SPACES.sub(" ", text)
     text = _SPACE_AROUND_NEWLINE.sub("\n", text)
     text = _BLANK_LINES.sub("\n\n", text)

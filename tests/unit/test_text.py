@@ -96,3 +96,15 @@ def test_split_text_empty_and_bad_arguments() -> None:
         split_text("text", max_tokens=0)
     with pytest.raises(ConfigError, match="overlap"):
         split_text("text", max_tokens=10, overlap=10)
+
+
+def test_clean_text_drops_exactly_the_control_characters_but_tab_and_newline() -> None:
+    import sys
+    import unicodedata
+
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        if unicodedata.category(ch) == "Cs" or ch in "\r\n\t":  # lone surrogates; \r becomes \n
+            continue
+        dropped = clean_text(f"a{ch}b") == "ab"
+        assert dropped == (unicodedata.category(ch) == "Cc" or ch in "\u200b\u200c\u200d\u2060\ufeff\u00ad"), hex(cp)
