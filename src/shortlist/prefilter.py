@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -137,6 +138,7 @@ class Prefilter:
         self._keywords = KeywordCache.shared(self.store, log=logger)
         self._keywords_closed = False
         self._warned_empty = False
+        self._warmed = False
 
     @classmethod
     def in_memory(cls, collection: str = DEFAULT_COLLECTION, encoder: Encoder | None = None, **kw: Any) -> Prefilter:
@@ -347,6 +349,31 @@ class Prefilter:
         )
         return self.search_with(query, options)
 
+    def _warm_up(self, query: Any) -> threading.Thread | None:
+        """On the first search by text: open the keyword copy and load Chroma's vector index in a thread.
+
+        The search joins it once the question is embedded, so a fresh process loads its encoder (and embeds)
+        while the keyword side opens and the vector index is read from disk, instead of one after the other. An
+        error there is left to the search itself to raise (it does the same steps again).
+        """
+        if self._warmed or not isinstance(query, str):
+            return None
+        self._warmed = True
+
+        def work() -> None:
+            try:
+                self._keywords.index()
+                if self.store.count(max_age=_COUNT_MAX_AGE) > 0:
+                    probe = np.zeros(self.store.dimension, dtype=np.float32)
+                    probe[0] = 1.0
+                    self.store.query(probe, 1, include_text=False)
+            except Exception as exc:  # the search repeats these steps and raises what is wrong
+                logger.debug("Warm-up of %s: %s", self.store.name, exc)
+
+        thread = threading.Thread(target=work, name=f"shortlist-warm-up-{self.store.name}", daemon=True)
+        thread.start()
+        return thread
+
     def _relevance(
         self, text: str, options: SearchOptions, fusion: Fusion | None
     ) -> tuple[Calibration, Callable[[str, Sequence[str]], Any]] | None:
@@ -389,15 +416,20 @@ class Prefilter:
         options = options.resolved(query_is_text=isinstance(query, str))
         mode = options.mode or "dense"
         store = self.store
-        text, qvec = pipeline.query_vector(
-            query,
-            mode,
-            self.encoder.embed_query,
-            dimension=store.dimension,
-            collection=store.name,
-            model_name=store.model_name,
-            timings=timings,
-        )
+        warming = self._warm_up(query)
+        try:
+            text, qvec = pipeline.query_vector(
+                query,
+                mode,
+                self.encoder.embed_query,
+                dimension=store.dimension,
+                collection=store.name,
+                model_name=store.model_name,
+                timings=timings,
+            )
+        finally:
+            if warming is not None:
+                warming.join()
         if options.where is not None:
             store.check_where(options.where)
         check_where_document(options.where_document)

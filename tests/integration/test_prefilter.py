@@ -460,3 +460,18 @@ def test_a_process_exits_cleanly_in_the_middle_of_a_background_calibration(tmp_p
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Fatal Python error" not in out.stderr and out.stdout.strip() in {"calibrating", "done"}
+
+
+def test_a_fresh_prefilters_first_search_warms_up_and_answers_as_the_next(tmp_path: Path, encoder: Encoder) -> None:
+    import threading
+
+    with Prefilter("warm", path=tmp_path / "db", encoder=encoder) as writer:
+        writer.add_documents(corpus()[:8])
+    question = "How does a for loop iterate over a sequence?"
+    with Prefilter("warm", path=tmp_path / "db", encoder=encoder) as pf:
+        first = pf.search(question, k=3, mode="hybrid")  # the keyword side opened beside the question's embedding
+        assert not [t for t in threading.enumerate() if t.name.startswith("shortlist-warm-up")]  # joined
+        second = pf.search(question, k=3, mode="hybrid")
+        assert [h.id for h in first.hits] == [h.id for h in second.hits]
+        assert [h.metadata["source"] for h in first.hits][0] == "for"
+        assert pf.search(encoder.embed_query(question), k=3).hits  # a vector search: no warm-up, still fine
