@@ -258,6 +258,7 @@ class Prefilter:
             chunk_tokens=self.chunk_tokens,
             chunk_overlap=self.chunk_overlap,
             title_key=self.title_key,
+            corpus_tokens=self.corpus_tokens,  # the keyword copy's sum, not a scan of every chunk's metadata
         )
         self._keywords.index()  # open (or build) the keyword side first: each written batch is then applied to it
         report = ingestor.add(documents, ids=ids, metadatas=metadatas, batch_size=batch_size, progress=progress)

@@ -42,6 +42,9 @@ class Ingestor:
         chunk_tokens: Most word pieces in one chunk.
         chunk_overlap: Word pieces carried from one chunk to the next.
         title_key: Metadata key of a document's title (``None``: off).
+        corpus_tokens: The collection's word pieces, for the report (a pre-filter gives its keyword copy's sum);
+            ``None``: the store's :meth:`~shortlist.store.ChunkStore.corpus_tokens` (a scan of every chunk the
+            first time).
 
     The keyword index hears of the writes from the store itself (its change listeners and journal), so nothing here
     tells it.
@@ -55,9 +58,12 @@ class Ingestor:
         chunk_tokens: int,
         chunk_overlap: int,
         title_key: str | None,
+        corpus_tokens: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.encoder = encoder
+        #: The collection's word pieces for the report (the store's tally, read once by a scan, when not given).
+        self.corpus_tokens = corpus_tokens if corpus_tokens is not None else store.corpus_tokens
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.title_key = title_key
@@ -105,7 +111,7 @@ class Ingestor:
             report = self._flush(pending, report, start)
             if progress is not None:
                 progress(report)
-        return replace(report, corpus_tokens=self.store.corpus_tokens(), seconds=time.perf_counter() - start)
+        return replace(report, corpus_tokens=self.corpus_tokens(), seconds=time.perf_counter() - start)
 
     def _flush(self, pending: Mapping[str, list[ChunkRecord]], report: IngestReport, start: float) -> IngestReport:
         """Diff one batch against the store, embed and write the new chunks, drop the stale ones."""
@@ -128,6 +134,6 @@ class Ingestor:
             updated=report.updated + len(plan.changed),
             removed=report.removed + removed,
             tokens=report.tokens + sum(r.tokens for r in records.values()),
-            corpus_tokens=self.store.corpus_tokens(),
+            corpus_tokens=self.corpus_tokens(),
             seconds=time.perf_counter() - start,
         )
