@@ -218,10 +218,10 @@ def worker_fresh(spec: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     pf = open_prefilter(spec)
     t1 = time.perf_counter()
-    pf.search(spec["question"], k=10, mode="hybrid")
+    result = pf.search(spec["question"], k=10, mode="hybrid")
     t2 = time.perf_counter()
     answered = time.time()
-    reply({"answered": answered, "open_s": t1 - t0, "query_s": t2 - t1})
+    reply({"answered": answered, "open_s": t1 - t0, "query_s": t2 - t1, "stages": dict(result.stats.timings_ms)})
     close(pf)
 
 
@@ -289,7 +289,15 @@ def worker_serve(spec: dict[str, Any]) -> None:
             t = time.perf_counter()
             result = pf.search(cmd["q"], k=10, mode=cmd["mode"])
             ms = (time.perf_counter() - t) * 1e3
-            reply({"ms": ms, "ids": [h.id for h in result.hits], "rss": rss(), "peak": peak_rss()})
+            reply(
+                {
+                    "ms": ms,
+                    "ids": [h.id for h in result.hits],
+                    "stages": dict(result.stats.timings_ms),
+                    "rss": rss(),
+                    "peak": peak_rss(),
+                }
+            )
         elif op == "baseline":  # encoder (at a calibration-sized batch) and vectors loaded, no keyword side yet
             vecs = pf.encoder.embed_documents(cmd["texts"])
             pf.store.query(vecs[0], 10)  # Chroma's HNSW index, without search() (whose stages touch the keywords)
@@ -619,6 +627,8 @@ def measure(
             f"interpreter + imports {imports:.2f} s)"
         )
         table.add(target, size, label, value, goal or "", None if goal is None else total <= 5.0)
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in answer["stages"].items())
+        print(f"  {label}: the query's stages (ms) {stages}", flush=True)
 
     had_copy = keyword_disk(spec) > 0
     fresh(
@@ -686,6 +696,8 @@ def measure(
             wrote = reader.ask(cmd="add", source=source, text=text)
             how = "one document written (same process: one process per embedded folder)"
         after = reader.ask(cmd="query", mode="hybrid", q=spare.pop())
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in after["stages"].items())
+        print(f"  the first hybrid query after the write: {after['ms']:.0f} ms ({stages})", flush=True)
         table.add(
             target,
             size,
