@@ -208,6 +208,14 @@ def test_iter_chunks_pages_through_everything(store: ChunkStore) -> None:
     pages = list(store.iter_chunks(page=10))
     assert [len(p) for p in pages] == [10, 10, 5]
     assert len({c.id for p in pages for c in p}) == 25
+    assert all(c.text and c.metadata["source"] for p in pages for c in p)
+    # Chunks deleted while the pages are read (after the first): left out, no error.
+    reading = store.iter_chunks(page=10)
+    first = next(reading)
+    later = [c.id for p in pages[1:] for c in p][:3]
+    store.delete(later)
+    rest = [c.id for p in reading for c in p]
+    assert len(first) == 10 and len(rest) == 12 and not set(later) & set(rest)
 
 
 def test_ids_page_through_everything_and_follow_both_filters(store: ChunkStore) -> None:

@@ -99,23 +99,26 @@ class PagedReads:
         include: list[str],
         page: int,
     ) -> Iterator[Any]:
-        """Chroma's answers for every chunk matching the filters, ``page`` rows at a time (empty pages left out)."""
-        offset = 0
-        while True:
-            res = self._get(
-                where=dict(where) if where else None,
-                where_document=dict(where_document) if where_document else None,
-                include=include,
-                limit=page,
-                offset=offset,
-            )
-            n = len(res["ids"])
-            if n == 0:
-                return
-            yield res
-            if n < page:
-                return
-            offset += n
+        """Chroma's answers for every chunk matching the filters, ``page`` rows at a time (empty pages left out).
+
+        The matching ids are listed in one call and the rows read by id, ``page`` at a time: Chroma pages by
+        offset, and an offset costs a scan of every row before it (0.8 s a page of 2,000 at 300k chunks), which
+        made reading a whole collection quadratic. A row deleted between the two reads is left out; the filters
+        are asked again with the ids, so a row whose metadata changed in between is too.
+        """
+        filters = {
+            "where": dict(where) if where else None,
+            "where_document": dict(where_document) if where_document else None,
+        }
+        ids = list(self._get(**filters, include=[])["ids"])
+        for start in range(0, len(ids), page):
+            part = ids[start : start + page]
+            if not include:
+                yield {"ids": part}
+                continue
+            res = self._get(ids=part, **filters, include=include)
+            if res["ids"]:
+                yield res
 
     def get(
         self,
