@@ -94,7 +94,16 @@ def test_own_writes_are_seen_at_once_and_the_copy_reopens_without_a_rebuild(
         assert _found(again, "owls") and not _found(again, "cats purr")
     assert not any("Built the keyword index" in r.message for r in caplog.records)
     assert sorted(again.index().ids()) == sorted(store.ids())
+    assert any("(2 changed since, applied)" in r.message for r in caplog.records)  # "e" added, "a" deleted
     again.close()
+    # Opened again at once: the journal's last seconds are read again (writers' clocks may differ) but what was
+    # applied there is recorded with the position, so nothing is applied twice.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="shortlist.keywords.cache"):
+        third = KeywordCache(store)
+        assert _found(third, "owls")
+    assert any("(0 changed since, applied)" in r.message for r in caplog.records)
+    third.close()
 
 
 def test_plain_client_writes_are_caught_by_refresh(store: ChunkStore) -> None:

@@ -143,6 +143,9 @@ class KeywordCache:
         self._eager = True  # the first catch-up (at opening, at a takeover) applies intents without a done at once
         self._seen: dict[str, int] = {}  # keys handled inside the settle window -> their t
         self._intents: dict[str, tuple[str, ...]] = {}  # intents applied in the window, for a done that comes late
+        # Keys whose handling is final (a done read, the intents it closes, this process's own writes): saved with
+        # the position, so that the next opening skips them when it reads the window again.
+        self._final: dict[str, int] = {}
         self._top: str | None = None  # the highest journal key handled
         self._position_mtime = 0.0
         self._last_count_check = time.monotonic()
@@ -238,6 +241,7 @@ class KeywordCache:
                 self._build()
             else:
                 self._top = self._index.position
+                self._restore_final(self._index)
                 applied = self._catch_up()
                 self._log.info(
                     "Opened the keyword index of %d chunks in %s (%d changed since, applied)",
@@ -301,7 +305,7 @@ class KeywordCache:
             )
             n += len(batch)
         self._top = start or ""
-        index.commit(position=self._top)
+        index.commit(position=self._top, applied=self._final)
         self._log.info("Built the keyword index of %d chunks in %.2fs", n, time.perf_counter() - t)
         if start:
             self._catch_up()  # what was written while the store was read
@@ -313,8 +317,9 @@ class KeywordCache:
         if index is None or not index.is_writer:
             return
         with self._lock:
-            self._apply(ids)
             self._mine.update(intents)
+            self._final.update((key, key_time(key)) for key in intents)
+            self._apply(ids)
 
     def _apply(self, ids: Iterable[str]) -> None:
         """Read ``ids`` from the store; index the ones there, delete the ones gone; commit (lock held)."""
@@ -332,7 +337,7 @@ class KeywordCache:
         gone = [i for i in wanted if i not in present]
         if gone:
             index.delete(gone)
-        index.commit(position=self._resume_key())
+        index.commit(position=self._resume_key(), applied=self._final)
         self._changed += len(wanted)
         self._maybe_recalibrate()
 
@@ -362,6 +367,8 @@ class KeywordCache:
                 continue
             if entry.kind == DONE:
                 self._seen[entry.key] = entry.t
+                self._final[entry.key] = entry.t
+                self._final.update((key, entry.t) for key in entry.done)
                 for key in entry.done:
                     if key in self._mine:  # this process applied it when its write returned
                         self._mine.discard(key)
@@ -399,7 +406,7 @@ class KeywordCache:
         if todo:
             self._apply(todo)
         elif entries and index.position != self._resume_key():
-            index.commit(position=self._resume_key())
+            index.commit(position=self._resume_key(), applied=self._final)
         return len(todo)
 
     def _remember(self, key: str, ids: tuple[str, ...], t: int) -> None:
@@ -411,6 +418,15 @@ class KeywordCache:
         for key in [k for k, t in self._seen.items() if t < horizon]:
             del self._seen[key]
             self._intents.pop(key, None)
+        for key in [k for k, t in self._final.items() if t < horizon]:
+            del self._final[key]
+
+    def _restore_final(self, index: LiveKeywordIndex) -> None:
+        """Take the keys the copy's last applier recorded as final: the window read again skips them."""
+        for key, t in index.applied().items():
+            self._seen[key] = t
+            self._final[key] = t
+            self._intents.setdefault(key, ())  # a done that closes it later has nothing left to apply
 
     def _reconcile_ids(self) -> int:
         """Apply the difference between the store's ids and the index's (lock held). Returns the ids applied."""
@@ -484,6 +500,7 @@ class KeywordCache:
         with self._lock:
             self._index = writer
             self._top = writer.position
+            self._restore_final(writer)
             self._eager = True
             index.close()
             self._log.info("Took over applying the journal to the keyword index in %s", self._folder)

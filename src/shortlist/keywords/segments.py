@@ -420,13 +420,16 @@ class LiveKeywordIndex:
         for id_ in ids:
             writer.delete_documents_by_term(_ID, id_)
 
-    def commit(self, position: str | None = None) -> int:
+    def commit(self, position: str | None = None, applied: Mapping[str, int] | None = None) -> int:
         """Make the writes since the last commit visible (to this process now, to readers at their reload).
 
         Args:
             position: The caller's journal position that this commit brings the index up to; it is written
                 beside the index after tantivy's commit (a crash in between leaves the older position, and
                 re-applying journal entries after it is harmless: upserts and deletes by id are idempotent).
+            applied: Journal keys already applied near the position (key -> time), written with it: the caller
+                re-reads a window before the position (for writers' clock differences) and skips these then
+                (:meth:`applied`).
 
         Returns:
             tantivy's opstamp of the commit; a later commit has a larger one.
@@ -438,7 +441,10 @@ class LiveKeywordIndex:
             msg = f"Committing the keyword index {self.folder} failed ({exc}); its last commit is unchanged."
             raise StoreError(msg) from exc
         if position is not None:
-            atomic_write(self.folder / _POSITION_FILE, json.dumps({"opstamp": opstamp, "position": position}))
+            saved: dict[str, Any] = {"opstamp": opstamp, "position": position}
+            if applied:
+                saved["applied"] = dict(applied)
+            atomic_write(self.folder / _POSITION_FILE, json.dumps(saved))
         self.reload()
         self._view.opstamp = opstamp
         return opstamp
@@ -475,6 +481,14 @@ class LiveKeywordIndex:
             return str(data["position"]), int(data["opstamp"])
         except (OSError, ValueError, KeyError, TypeError):
             return None, -1
+
+    def applied(self) -> dict[str, int]:
+        """The journal keys recorded as applied with the last position (see :meth:`commit`); ``{}`` when none."""
+        try:
+            data = json.loads((self.folder / _POSITION_FILE).read_text(encoding="utf-8"))
+            return {str(k): int(v) for k, v in data.get("applied", {}).items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
 
     @property
     def position(self) -> str | None:
