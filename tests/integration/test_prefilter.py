@@ -480,3 +480,9 @@ def test_a_fresh_prefilters_first_search_warms_up_and_answers_as_the_next(tmp_pa
         assert [h.id for h in first.hits] == [h.id for h in second.hits]
         assert [h.metadata["source"] for h in first.hits][0] == "for"
         assert pf.search(encoder.embed_query(question), k=3).hits  # a vector search: no warm-up, still fine
+        # The chunk count a search reports (from the keyword copy) follows this process's writes at once.
+        assert first.stats.chunks_total == pf.count()
+        pf.add_documents(corpus()[8:9])
+        assert pf.search(question, k=3).stats.chunks_total == pf.count() > first.stats.chunks_total
+        pf.delete("for")
+        assert pf.search(question, k=3).stats.chunks_total == pf.count()
