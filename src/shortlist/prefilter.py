@@ -388,8 +388,8 @@ class Prefilter:
 
     def _relevance(
         self, text: str, options: SearchOptions, fusion: Fusion | None
-    ) -> tuple[Calibration, Callable[[str, Sequence[str]], Any]] | None:
-        """What the hits' relevance comes from: the calibration in use and the keyword index's ``score_texts``."""
+    ) -> tuple[Calibration, Callable[[str, Sequence[str]], Any], pipeline.ScoreIds | None] | None:
+        """What the hits' relevance comes from: the calibration in use and the keyword index's scorers."""
         if not text:
             if options.min_relevance is not None:
                 msg = "min_relevance needs the question's text (a search by vector has no relevance)."
@@ -399,7 +399,8 @@ class Prefilter:
             calibration = fusion.calibration()
         else:
             calibration = self._keywords.current_calibration(self._calibrate)
-        return calibration, self._keywords.index().score_texts
+        index = self._keywords.index()
+        return calibration, index.score_texts, index.score_ids
 
     def _warn_empty(self) -> None:
         """Warn once per pre-filter that its collection is empty (a mistyped name?), naming the ones that are not."""

@@ -77,6 +77,14 @@ def test_rescored_scores_are_todays_keyword_index_scores(tmp_path: Path) -> None
         for query in ("cats", "dogs", "北京 news"):
             got, want = index.search(query, 40), fresh.search(query, 40)
             assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+            # an indexed chunk scored by id (from its kept terms) is its text scored; an unknown id is None
+            ids = ["n1", "en1", "n3", "gone", "n0"]
+            texts = [live.get(i, "") for i in ids]
+            by_text = index.score_texts(query, texts)
+            assert index.score_ids(query, ids) == [
+                pytest.approx(b, rel=1e-9) if i in live else None for i, b in zip(ids, by_text, strict=True)
+            ]
+        assert index.score_ids("cats", []) == [] and index.score_ids("the", ["n1"]) == [0.0]  # a stop word only
 
 
 def test_tantivy_scores_are_lucene_bm25_on_bm25s_scale(tmp_path: Path) -> None:

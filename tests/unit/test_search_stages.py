@@ -22,6 +22,7 @@ from shortlist.search.stages import (
     fused_order,
     maximal_marginal_relevance,
     scaled,
+    score_relevance,
     threshold,
     to_hits,
     top_k,
@@ -338,3 +339,25 @@ def test_a_plain_search_reads_the_texts_of_the_dense_hits_it_keeps_only() -> Non
     source.rows_gone.add(order[0])
     assert [c.chunk.id for c in _run(source, q, k=3, mode="dense", fetch_k=8)] == order[1:4]
     assert sum(len(r) for r in reads) == 4  # the 3 kept and the one that was gone
+
+
+def test_relevance_scores_indexed_hits_by_id_and_tokenises_only_the_others() -> None:
+    ranked = [_cand(f"c{i}", fused=float(3 - i)) for i in range(3)]
+    for c in ranked:
+        c.cosine = 0.5
+    asked: list[list[str]] = []
+
+    def score_texts(query: str, texts: Sequence[str]) -> list[float]:
+        asked.append(list(texts))
+        return [2.0 for _ in texts]
+
+    def score_ids(query: str, ids: Sequence[str]) -> list[float | None]:
+        return [None if i == "c1" else 2.0 for i in ids]  # c1 is not in the index
+
+    cal = Calibration()
+    by_id = score_relevance("chunk words", ranked, cal, score_texts, score_ids)
+    assert asked[0] == [ranked[1].chunk.text]  # only the hit the index does not hold was tokenised
+    both = [c.relevance for c in by_id]
+    asked.clear()
+    by_text = score_relevance("chunk words", ranked, cal, score_texts)
+    assert asked[0] == [c.chunk.text for c in ranked] and [c.relevance for c in by_text] == both

@@ -599,6 +599,32 @@ class LiveKeywordIndex:
                 total += weight * tf / (tf + norm)
         return total
 
+    def score_ids(self, query_text: str, ids: Sequence[str]) -> list[float | None]:
+        """:meth:`score_texts` of the indexed chunks ``ids``, from the terms kept with them (no tokenising).
+
+        ``None`` for an id the index does not hold. The terms are those the text had when it was indexed, so for
+        a chunk in step with the store the score is :meth:`score_texts` of its text, without the cost of
+        tokenising it (or of loading jieba for a text with a few Chinese characters in an English collection).
+        """
+        view = self._view
+        out: list[float | None] = [None] * len(ids)
+        if not ids:
+            return out
+        idf = view.live_idf(dict.fromkeys(tokenize(query_text))) if view.live else {}
+        avgdl = view.avgdl() or 1.0
+        weights = list(idf.items())
+        tantivy, searcher = self._tantivy, view.searcher
+        for i, id_ in enumerate(ids):
+            hits = searcher.search(tantivy.Query.term_query(self._schema, _ID, id_), 1, count=False).hits
+            if not hits:
+                continue
+            if not weights:
+                out[i] = 0.0
+                continue
+            words = bytes(searcher.doc(hits[0][1]).get_first(_TERMS)).decode("utf-8").split()
+            out[i] = self._bm25(weights, words, avgdl) if words else 0.0
+        return out
+
     def score_texts(self, query_text: str, texts: Sequence[str]) -> list[float]:
         """BM25 score of ``query_text`` against texts that are not in the index, with the live statistics.
 

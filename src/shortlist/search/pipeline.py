@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["CandidateSource", "gather", "query_vector", "run", "to_shortlist"]
 
 Vector = np.ndarray[Any, np.dtype[np.float32]]
+#: ``(query, ids) -> BM25 scores`` of indexed chunks (``None`` for one the index does not hold).
+ScoreIds = Callable[[str, Sequence[str]], Sequence[float | None]]
 Filter = Mapping[str, Any] | None
 
 
@@ -239,7 +241,7 @@ def run(
     fusion: Fusion | None,
     total: int,
     timings: dict[str, float],
-    relevance: tuple[Calibration, Callable[[str, Sequence[str]], Any]] | None = None,
+    relevance: tuple[Calibration, Callable[[str, Sequence[str]], Any], ScoreIds | None] | None = None,
 ) -> tuple[list[Candidate], int]:
     """Gather, threshold, cap per source, diversify, cut to ``k``, score relevance and fit the budget.
 
@@ -253,8 +255,8 @@ def run(
         fusion: The hybrid fusion (holding its calibration); unused in the other modes.
         total: Chunks in the collection (the pool is widened up to it when a per-source cap leaves too few).
         timings: Per-stage milliseconds, added to.
-        relevance: The calibration and the keyword index's ``score_texts`` the hits' relevance comes from;
-            ``None``: no relevance (a search by vector).
+        relevance: The calibration and the keyword index's ``score_texts`` and ``score_ids`` (or ``None``) the
+            hits' relevance comes from; ``None``: no relevance (a search by vector).
     """
     mode = options.mode or "dense"
     fetch = options.fetch_size()
@@ -284,7 +286,7 @@ def run(
     ranked = top_k(ranked, k)
     if relevance is not None:
         t = time.perf_counter()
-        ranked = score_relevance(text, ranked, relevance[0], relevance[1])
+        ranked = score_relevance(text, ranked, relevance[0], relevance[1], relevance[2])
         if options.min_relevance is not None:
             ranked = above_relevance(ranked, options.min_relevance)
         timings["relevance"] = _ms(t)

@@ -103,6 +103,7 @@ def score_relevance(
     ranked: Sequence[Candidate],
     calibration: Calibration,
     score_texts: Callable[[str, Sequence[str]], Any],
+    score_ids: Callable[[str, Sequence[str]], Sequence[float | None]] | None = None,
 ) -> list[Candidate]:
     """The candidates with their :attr:`Candidate.relevance` set, in order (see
     :meth:`~shortlist.keywords.calibration.Calibration.relevance_for`).
@@ -112,11 +113,20 @@ def score_relevance(
         ranked: The candidates.
         calibration: The collection's calibration (its relevance model).
         score_texts: ``(query, texts) -> BM25 scores`` with the collection's statistics (the keyword index's).
+        score_ids: ``(query, ids) -> BM25 scores`` of indexed chunks by id (``None`` for one not indexed), the
+            same scores without tokenising the texts; the others go to ``score_texts``.
     """  # noqa: D205
     out = list(ranked)
     if not out or not query:
         return out
-    bm25 = [float(b) for b in score_texts(query, [c.chunk.text for c in out])]
+    by_id: list[float | None] = (
+        list(score_ids(query, [c.chunk.id for c in out])) if score_ids is not None else [None] * len(out)
+    )
+    rest = [i for i, b in enumerate(by_id) if b is None]
+    if rest:
+        for i, b in zip(rest, score_texts(query, [out[i].chunk.text for i in rest]), strict=True):
+            by_id[i] = float(b)
+    bm25 = [float(b or 0.0) for b in by_id]
     # a kind of unit (CJK, words) the collection knows none of is left out of the coverage
     known = [bool(t) and float(score_texts(t, [t])[0]) > 0 for t in unit_texts(query)]
     for cand, b in zip(out, bm25, strict=True):
