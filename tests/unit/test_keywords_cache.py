@@ -318,3 +318,28 @@ def test_closing_stops_a_background_calibration_at_its_next_step(store: ChunkSto
     assert ended.wait(60)
     assert outcome == ["_Cancelled"]
     assert encoder.calls - calls_before < len(texts) // cache_module._GUARD_SLICE  # stopped between slices
+
+
+def test_an_embedded_folder_compares_the_ids_once_then_the_counts(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recs = _write(store, BASE)
+    cache = KeywordCache(store)
+    cache.index()
+    monkeypatch.setattr(cache_module, "IDS_RECONCILE_SECONDS", 0.0)
+    # A plain chromadb client replaces a chunk by another (the count stays): the first ids check catches it.
+    store.collection.delete(ids=[recs[0].id])
+    store.collection.add(ids=["plain-1"], embeddings=_vectors(1, 9), documents=["zebras graze"], metadatas=[{"x": 1}])
+    cache._tick()
+    assert _found(cache, "zebras") and not _found(cache, "cats purr")
+    # Later same-count replacements wait for refresh_keyword_index() (only this process writes an embedded folder);
+    # a count change is still caught by the count check.
+    store.collection.delete(ids=[recs[1].id])
+    store.collection.add(ids=["plain-2"], embeddings=_vectors(1, 7), documents=["otters float"], metadatas=[{"x": 1}])
+    cache._tick()
+    assert not _found(cache, "otters")
+    monkeypatch.setattr(cache_module, "RECONCILE_SECONDS", 0.0)
+    store.collection.add(ids=["plain-3"], embeddings=_vectors(1, 6), documents=["moles dig"], metadatas=[{"x": 1}])
+    cache._tick()
+    assert _found(cache, "moles") and _found(cache, "otters")  # the count moved: the ids were compared
+    cache.close()

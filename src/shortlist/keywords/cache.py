@@ -150,6 +150,7 @@ class KeywordCache:
         self._position_mtime = 0.0
         self._last_count_check = time.monotonic()
         self._last_ids_check = time.monotonic()
+        self._ids_checked = False  # one periodic ids check done (an embedded folder's only one)
         self._changed = 0  # chunks applied since the calibration
         self._cal: Calibration | None = None
         self._cal_state: dict[str, Any] = {}
@@ -472,7 +473,12 @@ class KeywordCache:
         with self._lock:
             self._catch_up()
             now = time.monotonic()
-            if now - self._last_ids_check >= IDS_RECONCILE_SECONDS:
+            # An embedded folder is this process's alone (the folder lock): after one ids check, a plain client's
+            # writes can only show as a count change. Listing every id holds the GIL in embedded Chroma (seconds
+            # at 1M chunks), so it is not repeated every 10 minutes there.
+            periodic = self.store.kind != "embedded" or not self._ids_checked
+            if periodic and now - self._last_ids_check >= IDS_RECONCILE_SECONDS:
+                self._ids_checked = True
                 self._last_ids_check = self._last_count_check = now
                 self._reconcile_ids()
             elif now - self._last_count_check >= RECONCILE_SECONDS:
