@@ -72,6 +72,21 @@ def test_journal_entries_are_ordered_and_hidden(tmp_path: Path, store: ChunkStor
     assert Journal(store.client, "x" * 505).name.endswith(".shortlist-journal")  # a long name stays valid
 
 
+def test_the_journals_chroma_log_is_flushed_as_it_grows(tmp_path: Path, store: ChunkStore) -> None:
+    """Chroma keeps a collection's writes in its log (its SQLite ``embeddings_queue``) until the vector index is
+    flushed, and each write costs in proportion to that log: the journal flushes every 10 entries."""
+    import sqlite3
+
+    journal = store.journal
+    assert journal is not None
+    for i in range(30):
+        journal.done(journal.intend([f"id-{i}"]))
+    topic = f"%{journal._col.id}"
+    with sqlite3.connect(tmp_path / "db" / "chroma.sqlite3") as db:
+        waiting = db.execute("SELECT count(*) FROM embeddings_queue WHERE topic LIKE ?", (topic,)).fetchone()[0]
+    assert len(journal.since(0)) == 60 and waiting <= 10  # with Chroma's default (1,000) all 60 would wait
+
+
 def test_own_writes_are_seen_at_once_and_the_copy_reopens_without_a_rebuild(
     tmp_path: Path, store: ChunkStore, caplog: pytest.LogCaptureFixture
 ) -> None:
