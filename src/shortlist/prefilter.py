@@ -351,13 +351,14 @@ class Prefilter:
         return self.search_with(query, options)
 
     def _total(self, text: str) -> int:
-        """Chunks in the collection, for a search: the keyword copy's count when a search by text has it open.
+        """Chunks in the collection, for a search: the keyword copy's count for a search by text.
 
-        The copy follows the store as keyword search does (at once for this process's writes, within about a
-        second for other processes'); Chroma's own count is a scan, 0.1 s at 1M chunks after a write. A search by
-        vector asks Chroma (a count at most a second old).
+        A search by text opens the copy anyway (its hits' relevance is scored there). The copy follows the store
+        as keyword search does (at once for this process's writes, within about a second for other processes');
+        Chroma's own count is a scan, 0.1 s at 1M chunks after a write. A search by vector asks Chroma (a count at
+        most a second old).
         """
-        if text and self._keywords.has_copy:
+        if text:
             return len(self._keywords.index())
         return self.store.count(max_age=_COUNT_MAX_AGE)
 

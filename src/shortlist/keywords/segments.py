@@ -583,7 +583,7 @@ class LiveKeywordIndex:
         scored: list[tuple[str, float]] = []
         for _, address in hits:
             doc = searcher.doc(address)
-            score = self._bm25(weights, bytes(doc.get_first(_TERMS)).decode("utf-8").split(), avgdl)
+            score = self._bm25(weights, _kept_terms(doc), avgdl)
             if score > 0:
                 scored.append((str(doc.get_first(_ID)), score))
         scored.sort(key=lambda pair: -pair[1])  # stable: tantivy's order breaks ties
@@ -621,7 +621,7 @@ class LiveKeywordIndex:
             if not weights:
                 out[i] = 0.0
                 continue
-            words = bytes(searcher.doc(hits[0][1]).get_first(_TERMS)).decode("utf-8").split()
+            words = _kept_terms(searcher.doc(hits[0][1]))
             out[i] = self._bm25(weights, words, avgdl) if words else 0.0
         return out
 
@@ -647,6 +647,11 @@ class LiveKeywordIndex:
             if words:
                 out[i] = self._bm25(weights, words, avgdl)
         return out
+
+
+def _kept_terms(doc: Any) -> list[str]:
+    """A stored document's BM25 terms, as :func:`~shortlist.keywords.bm25.tokenize` made them at indexing."""
+    return bytes(doc.get_first(_TERMS)).decode("utf-8").split()
 
 
 class _View:
