@@ -637,17 +637,24 @@ def measure(
     warm_qs, spare = questions[: args.queries], questions[args.queries :]
     extra = unique_chunks(4, sentence_pool(), seed=secrets.randbelow(2**31) + 1000)
 
-    def fresh(label: str, goal: str | None) -> None:
-        answer, started = run_worker("fresh", {**spec, "question": spare.pop()})
-        total = answer["answered"] - started
-        imports = total - answer["open_s"] - answer["query_s"]
-        value = (
-            f"{total:.2f} s start -> answer (query alone {answer['query_s']:.2f} s, open {answer['open_s']:.2f} s, "
-            f"interpreter + imports {imports:.2f} s)"
-        )
-        table.add(target, size, label, value, goal or "", None if goal is None else total <= 5.0)
-        stages = ", ".join(f"{k} {v:.0f}" for k, v in answer["stages"].items())
-        print(f"  {label}: the query's stages (ms) {stages}", flush=True)
+    def fresh(label: str, goal: str | None, runs: int = 1) -> None:
+        """``runs`` fresh processes one after another; the line shows the slowest (the target must hold for each)."""
+        totals: list[float] = []
+        worst = ""
+        for run in range(runs):
+            answer, started = run_worker("fresh", {**spec, "question": spare.pop()})
+            total = answer["answered"] - started
+            imports = total - answer["open_s"] - answer["query_s"]
+            if not totals or total > max(totals):
+                worst = (
+                    f"{total:.2f} s start -> answer (query alone {answer['query_s']:.2f} s, open "
+                    f"{answer['open_s']:.2f} s, interpreter + imports {imports:.2f} s)"
+                )
+            totals.append(total)
+            stages = ", ".join(f"{k} {v:.0f}" for k, v in answer["stages"].items())
+            print(f"  {label}, run {run + 1}: {total:.2f} s; the query's stages (ms) {stages}", flush=True)
+        value = worst if runs == 1 else f"slowest of {runs}: {worst}; all: {', '.join(f'{t:.2f}' for t in totals)} s"
+        table.add(target, size, label, value, goal or "", None if goal is None else max(totals) <= 5.0)
 
     had_copy = keyword_disk(spec) > 0
     fresh(
@@ -756,7 +763,11 @@ def measure(
     finally:
         reader.quit()
 
-    fresh("first hybrid query, fresh process #2 (after the reader exited: local copy + catch-up)", "<= 5 s")
+    fresh(
+        "first hybrid query, fresh process #2 (after the reader exited: local copy + catch-up)",
+        "<= 5 s",
+        runs=args.fresh_runs,
+    )
 
     if added:  # the collection keeps its size for the next run on --db
         cleaner = Serving(spec)
@@ -777,6 +788,7 @@ def main() -> int:
     ap.add_argument(
         "--server-ingest-chunks", type=int, default=10000, help="upsert sample through the server (0: skip)"
     )
+    ap.add_argument("--fresh-runs", type=int, default=3, help="fresh processes #2, one after another (default 3)")
     ap.add_argument("--build-only", action="store_true", help="build the collections of --sizes and stop")
     ap.add_argument("--worker", nargs=2, metavar=("ROLE", "SPEC"), help=argparse.SUPPRESS)
     args = ap.parse_args()

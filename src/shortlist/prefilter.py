@@ -363,11 +363,12 @@ class Prefilter:
         return self.store.count(max_age=_COUNT_MAX_AGE)
 
     def _warm_up(self, query: Any) -> threading.Thread | None:
-        """On the first search by text: open the keyword copy and load Chroma's vector index in a thread.
+        """On the first search by text: open the keyword copy in a thread.
 
         The search joins it once the question is embedded, so a fresh process loads its encoder (and embeds)
-        while the keyword side opens and the vector index is read from disk, instead of one after the other. An
-        error there is left to the search itself to raise (it does the same steps again).
+        while the keyword side opens (and Chroma goes on loading its vector index, which the store began at
+        open: :meth:`ChunkStore._preload <shortlist.store.ChunkStore._preload>`), instead of one after the other.
+        An error there is left to the search itself to raise (it does the same step again).
         """
         if self._warmed or not isinstance(query, str):
             return None
@@ -376,10 +377,6 @@ class Prefilter:
         def work() -> None:
             try:
                 self._keywords.index()
-                if self.store.count(max_age=_COUNT_MAX_AGE) > 0:
-                    probe = np.zeros(self.store.dimension, dtype=np.float32)
-                    probe[0] = 1.0
-                    self.store.query(probe, 1, include_text=False)
             except Exception as exc:  # the search repeats these steps and raises what is wrong
                 logger.debug("Warm-up of %s: %s", self.store.name, exc)
 

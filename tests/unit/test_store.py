@@ -248,6 +248,21 @@ def test_list_and_drop_collections_without_creating_a_database(enc: Encoder, tmp
         ChunkStore.list_collections(path=db, host="127.0.0.1")
 
 
+def test_opening_a_store_preloads_its_vector_index_and_close_waits_for_it(enc: Encoder, tmp_path) -> None:
+    db = tmp_path / "db"
+    with ChunkStore("warm", path=db, encoder=enc) as first:
+        first.upsert(records(20), unit_vectors(20))
+    store = ChunkStore("warm", path=db, encoder=enc)
+    preload = store._preloading
+    assert preload.name == "shortlist-preload-warm" and preload.ident is not None  # started at open
+    hits = store.query(unit_vectors(1, seed=3)[0], 3)
+    assert len(hits) == 3  # the real query is unaffected by the preload's
+    store.close()
+    assert not preload.is_alive()
+    with pytest.raises(StoreError, match="closed"):
+        store.count()
+
+
 def test_open_client_is_the_one_factory(tmp_path) -> None:
     from shortlist.store import open_client
 

@@ -151,6 +151,30 @@ class ChunkStore(PagedReads):
             self.max_batch_size = _FALLBACK_BATCH
         if self.max_batch_size <= 0:
             self.max_batch_size = _FALLBACK_BATCH
+        self._preloading = self._preload()
+
+    def _preload(self) -> threading.Thread:
+        """Have Chroma load the collection's vector index now, in a thread, rather than in the first query.
+
+        Chroma reads a collection's HNSW index into memory on its first query (an embedded folder into this
+        process; a server into its own): 4-5 s at 1M chunks, in Chroma's native code, which lets Python threads
+        run meanwhile. Asking for one neighbour at open overlaps that with whatever the application does before
+        its first search (importing and loading the encoder, opening the keyword copy). Any error is left to the
+        real query, which raises it; :meth:`close` waits for the thread.
+        """
+        collection = self.collection
+        probe = np.zeros((1, self.dimension), dtype=np.float32)
+        probe[0, 0] = 1.0
+
+        def load() -> None:
+            try:
+                collection.query(query_embeddings=probe, n_results=1, include=[])
+            except Exception as exc:  # the first real query meets it again, and says it
+                logger.debug("Preloading %r: %s", self.name, exc)
+
+        thread = threading.Thread(target=load, name=f"shortlist-preload-{self.name}", daemon=True)
+        thread.start()
+        return thread
 
     # ------------------------------------------------------------------ life
     def close(self) -> None:
@@ -164,6 +188,9 @@ class ChunkStore(PagedReads):
         if self._closed:
             return
         self._closed = True
+        preloading = getattr(self, "_preloading", None)  # not there when __init__ failed to open the collection
+        if preloading is not None:
+            preloading.join()  # Chroma's client must not close under the index it is loading
         if hasattr(self, "collection"):  # not there when __init__ failed to open it
             self.collection = cast("Collection", _ClosedCollection(repr(self)))
         if self.kind == "client":
