@@ -7,6 +7,7 @@ The same behaviour across real processes and a real `chroma run` is in tests/int
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -357,4 +358,57 @@ def test_an_embedded_folder_compares_the_ids_once_then_the_counts(
     store.collection.add(ids=["plain-3"], embeddings=_vectors(1, 6), documents=["moles dig"], metadatas=[{"x": 1}])
     cache._tick()
     assert _found(cache, "moles") and _found(cache, "otters")  # the count moved: the ids were compared
+    cache.close()
+
+
+def test_this_processs_writes_go_on_while_the_background_check_lists_the_ids(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(store, BASE)
+    cache = KeywordCache(store)
+    cache.index()
+    listing, release = threading.Event(), threading.Event()
+    real_ids = store.ids
+
+    def held_ids(**kw: object) -> list[str]:  # the real listing, held open until the write below is done
+        out = real_ids(**kw)  # type: ignore[arg-type]
+        listing.set()
+        assert release.wait(60)
+        return out
+
+    monkeypatch.setattr(store, "ids", held_ids)
+    monkeypatch.setattr(cache_module, "IDS_RECONCILE_SECONDS", 0.0)
+    checker = threading.Thread(target=cache._tick)
+    checker.start()
+    assert listing.wait(60)
+    recs = _records({"d": "zebras graze"})
+    writer = threading.Thread(target=store.upsert, args=(recs, _vectors(1, seed=42)))
+    writer.start()
+    writer.join(30)  # at 1M chunks the listing takes seconds: a write must not wait for it
+    wrote_meanwhile = not writer.is_alive()
+    release.set()
+    checker.join(60)
+    writer.join(60)
+    assert wrote_meanwhile
+    assert _found(cache, "zebras") and _found(cache, "cats purr")  # the check lost nothing written meanwhile
+    assert set(cache.index().ids()) == set(real_ids())
+    cache.close()
+
+
+def test_the_ids_check_waits_a_hundred_times_its_last_duration_when_that_is_longer(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recs = _write(store, BASE)
+    cache = KeywordCache(store)
+    cache.index()
+    monkeypatch.setattr(cache_module, "IDS_RECONCILE_SECONDS", 0.0)
+    store.collection.delete(ids=[recs[0].id])  # a plain client's same-count replacement: only an ids check sees it
+    store.collection.add(ids=["plain-1"], embeddings=_vectors(1, 9), documents=["zebras graze"], metadatas=[{"x": 1}])
+    cache._ids_check_seconds = 30.0  # as if the last listing had taken 30 s: the next one is due 50 min later
+    cache._tick()
+    assert not _found(cache, "zebras")
+    cache._ids_check_seconds = 0.0
+    cache._tick()
+    assert _found(cache, "zebras") and not _found(cache, "cats purr")
+    assert 0.0 < cache._ids_check_seconds < 30.0  # the check measured itself
     cache.close()

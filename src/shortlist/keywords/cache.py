@@ -23,7 +23,9 @@ when there is none (or it is of another format) is the index built from the stor
 
 **Writes that bypass the journal** (a plain ``chromadb`` client): the applier compares the store's count with the
 index's every :data:`RECONCILE_SECONDS` and, when they differ, the ids; every :data:`IDS_RECONCILE_SECONDS` it
-compares the ids anyway; :meth:`KeywordCache.refresh` also compares every text's hash (same-id rewrites).
+compares the ids anyway (or, when listing them took longer than a hundredth of that, every
+:data:`IDS_CHECK_SHARE` times the last listing's duration: the check takes at most 1% of the time, whatever the
+size); :meth:`KeywordCache.refresh` also compares every text's hash (same-id rewrites).
 
 **The calibration** of the hybrid fusion is kept in the folder with the count it was computed at; it stays until
 the chunks changed since then reach :data:`MATERIAL_CHANGE` of that count (or the count itself moved that much), and
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from shortlist.store import ChunkStore
 
 __all__ = [
+    "IDS_CHECK_SHARE",
     "IDS_RECONCILE_SECONDS",
     "KEYWORD_FOLDER",
     "MATERIAL_CHANGE",
@@ -78,6 +81,9 @@ POLL_SECONDS = 0.5
 RECONCILE_SECONDS = 60.0
 #: How often it compares the ids anyway (plain-client writes that kept the count).
 IDS_RECONCILE_SECONDS = 600.0
+#: ...or, if longer, this many times the last ids check's duration (6-12 s at 1M chunks against a Chroma server, where
+#: a write that arrives meanwhile waits for the server to finish that read: about 5 s measured).
+IDS_CHECK_SHARE = 100.0
 #: The calibration is recomputed once the chunks changed since it was computed reach this share of the count.
 MATERIAL_CHANGE = 0.10
 #: Chunks read from the store per step while building or reconciling.
@@ -150,6 +156,7 @@ class KeywordCache:
         self._position_mtime = 0.0
         self._last_count_check = time.monotonic()
         self._last_ids_check = time.monotonic()
+        self._ids_check_seconds = 0.0  # how long the last periodic ids check took
         self._ids_checked = False  # one periodic ids check done (an embedded folder's only one)
         self._changed = 0  # chunks applied since the calibration
         self._cal: Calibration | None = None
@@ -430,13 +437,24 @@ class KeywordCache:
             self._intents.setdefault(key, ())  # a done that closes it later has nothing left to apply
 
     def _reconcile_ids(self) -> int:
-        """Apply the difference between the store's ids and the index's (lock held). Returns the ids applied."""
+        """Apply the difference between the store's ids and the index's. Returns the ids applied.
+
+        The two listings need not hold the lock (seconds at 1M chunks: 5.7 s for the store's ids against a Chroma
+        server, 3.8 s for the index's), so the background check lets this process's writes go on meanwhile; only
+        the difference is applied under it. A write between a listing and the lock costs an id read again, never a
+        wrong entry: :meth:`_apply` indexes what the store holds at that moment and deletes what it no longer
+        holds. (The index's ids come from its current view, a snapshot that searches share.)
+        """
         index = self._index
         assert index is not None
         store_ids = set(self.store.ids(page=20_000))
         index_ids = set(index.ids())
         diff = store_ids ^ index_ids
-        if diff:
+        if not diff:
+            return 0
+        with self._lock:
+            if self._index is not index:  # closed, or another index took over meanwhile: its own check follows
+                return 0
             self._log.info("Reconciled the keyword index of %s: %d ids differed", self.store.name, len(diff))
             self._apply(diff)
         return len(diff)
@@ -470,22 +488,28 @@ class KeywordCache:
         if not index.is_writer:
             self._follow()
             return
+        compare = False
         with self._lock:
             self._catch_up()
             now = time.monotonic()
             # An embedded folder is this process's alone (the folder lock): after one ids check, a plain client's
-            # writes can only show as a count change. Listing every id holds the GIL in embedded Chroma (seconds
-            # at 1M chunks), so it is not repeated every 10 minutes there.
+            # writes can only show as a count change. Listing every id costs seconds at 1M chunks (and the Python
+            # list of a million ids), so it is not repeated every 10 minutes there.
             periodic = self.store.kind != "embedded" or not self._ids_checked
-            if periodic and now - self._last_ids_check >= IDS_RECONCILE_SECONDS:
+            every = max(IDS_RECONCILE_SECONDS, IDS_CHECK_SHARE * self._ids_check_seconds)
+            if periodic and now - self._last_ids_check >= every:
                 self._ids_checked = True
                 self._last_ids_check = self._last_count_check = now
-                self._reconcile_ids()
+                compare = True
             elif now - self._last_count_check >= RECONCILE_SECONDS:
                 self._last_count_check = now
                 if not self._pending and self.store.count() != len(index):
                     self._last_ids_check = now
-                    self._reconcile_ids()
+                    compare = True
+        if compare:  # outside the lock: this process's writes and searches go on while the ids are listed
+            t = time.monotonic()
+            self._reconcile_ids()
+            self._ids_check_seconds = time.monotonic() - t
         self._run_calibration_if_due()
 
     def _follow(self) -> None:
