@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from shortlist import Encoder
-from shortlist.evaluate import index_dataset, load_squad2
+from shortlist.evaluate import Dataset, index_dataset, load_squad2
 from shortlist.keywords.bm25 import tokenize
 from shortlist.keywords.calibration import coverage, relevance_prior, unit_texts
 from shortlist.prefilter import Prefilter
@@ -155,25 +155,28 @@ def variant_aucs(
     }
 
 
-def run_case(name: str, data: Path, db: Path, encoder: Encoder, limit: int, variants: bool) -> dict[str, object]:
+def case_groups(name: str, data: Path) -> tuple[Dataset | list[dict[str, str]], list[str], list[str], tuple[str, str]]:
+    """A case's documents (a dataset to index, or CLINC150's FAQ entries), its in-scope and off-topic questions, and
+    the names of the two groups."""  # noqa: D205
     if name.startswith("xquad"):
         lang = name.split("-")[1]
         ds = load_squad2(data / "xquad" / lang)
-        pf = Prefilter(f"rel-{name}", path=db, encoder=encoder, chunk_tokens=126)
-        index_dataset(pf, ds)
-        inside, outside = list(ds.queries.values()), stsb_sentences(data, lang)
-        labels = ("questions", f"STS-B {lang}")
-    elif name == "clinc150":
+        return ds, list(ds.queries.values()), stsb_sentences(data, lang), ("questions", f"STS-B {lang}")
+    if name == "clinc150":
         docs, inside, outside = clinc_faq(data)
-        pf = Prefilter("rel-clinc150", path=db, encoder=encoder)
-        pf.add_documents(docs)
-        labels = ("in-scope", "oos_test")
+        return docs, inside, outside, ("in-scope", "oos_test")
+    ds = load_squad2(data / "squad2_dev_cs224n")
+    return ds, list(ds.queries.values()), list(ds.unanswerable.values()), ("answerable", "unanswerable")
+
+
+def run_case(name: str, data: Path, db: Path, encoder: Encoder, limit: int, variants: bool) -> dict[str, object]:
+    source, inside, outside, labels = case_groups(name, data)
+    if isinstance(source, list):
+        pf = Prefilter(f"rel-{name}", path=db, encoder=encoder)
+        pf.add_documents(source)
     else:
-        ds = load_squad2(data / "squad2_dev_cs224n")
-        pf = Prefilter("rel-squad2", path=db, encoder=encoder, chunk_tokens=128)
-        index_dataset(pf, ds)
-        inside, outside = list(ds.queries.values()), list(ds.unanswerable.values())
-        labels = ("answerable", "unanswerable")
+        pf = Prefilter(f"rel-{name}", path=db, encoder=encoder, chunk_tokens=126 if name.startswith("xquad") else 128)
+        index_dataset(pf, source)
     cal = pf.calibration()
     cos_in, rel_in, ev_in = top1(pf, inside, limit, variants)
     cos_out, rel_out, ev_out = top1(pf, outside, limit, variants)

@@ -32,27 +32,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from relevance import CASES, DEFAULT_DATA, roc_auc, stsb_sentences  # noqa: E402
-from relevance import clinc_faq as _clinc_faq  # noqa: E402
+from relevance import CASES, DEFAULT_DATA, case_groups, roc_auc  # noqa: E402
 
 from shortlist import Encoder  # noqa: E402
-from shortlist.evaluate import load_squad2  # noqa: E402
 
 Matrix = np.ndarray
 SIGNALS = ("cosine", "centred", "support", "hubness", "late")
 
 
 def case_texts(name: str, data: Path) -> tuple[list[str], list[str], list[str]]:
-    """The case's documents, in-scope and off-topic questions (as ``benchmarks/relevance.py`` builds them)."""
-    if name == "clinc150":
-        docs, inside, outside = _clinc_faq(data)
-        return [d["text"] for d in docs], inside, outside
-    if name == "squad2":
-        ds = load_squad2(data / "squad2_dev_cs224n")
-        return [d["text"] for d in ds.corpus.values()], list(ds.queries.values()), list(ds.unanswerable.values())
-    lang = name.split("-")[1]
-    ds = load_squad2(data / "xquad" / lang)
-    return [d["text"] for d in ds.corpus.values()], list(ds.queries.values()), stsb_sentences(data, lang)
+    """The case's document texts, in-scope and off-topic questions (``benchmarks/relevance.py``'s groups)."""
+    source, inside, outside, _ = case_groups(name, data)
+    docs = source if isinstance(source, list) else list(source.corpus.values())
+    return [d["text"] for d in docs], inside, outside
 
 
 class TokenVectors:
