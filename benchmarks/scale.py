@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -423,6 +423,19 @@ def read_reply(out: IO[str], proc: subprocess.Popen[str], what: str) -> dict[str
     raise RuntimeError(msg)
 
 
+def stage_list(stages: dict[str, float]) -> str:
+    """A search's stage timings (ms), as the progress lines print them."""
+    return ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+
+
+def slowest_of(timed: Sequence[tuple[float, dict[str, Any]]], describe: Callable[[float, dict[str, Any]], str]) -> str:
+    """The slowest of several timed runs, described; with every run's seconds when there were several."""
+    value = describe(*max(timed, key=lambda run: run[0]))
+    if len(timed) == 1:
+        return value
+    return f"slowest of {len(timed)}: {value}; all: {', '.join(f'{t:.2f}' for t, _ in timed)} s"
+
+
 def run_worker(role: str, spec: dict[str, Any], timeout: float | None = None) -> tuple[dict[str, Any], float]:
     """Run one worker to its end; its reply and the wall time from just before its start to the reply."""
     started = time.time()
@@ -660,24 +673,29 @@ def measure(
     warm_qs, spare = questions[: args.queries], questions[args.queries :]
     extra = unique_chunks(4, sentence_pool(), seed=secrets.randbelow(2**31) + 1000)
 
+    def start(role: str, question: str | None = None) -> tuple[float, dict[str, Any]]:
+        """One process of ``role``: its start -> answer seconds and its reply."""
+        answer, started = run_worker(role, spec if question is None else {**spec, "question": question})
+        return answer["answered"] - started, answer
+
     def fresh(label: str, goal: str | None, runs: int = 1) -> None:
         """``runs`` fresh processes one after another; the line shows the slowest (the target must hold for each)."""
-        totals: list[float] = []
-        worst = ""
+        timed: list[tuple[float, dict[str, Any]]] = []
         for run in range(runs):
-            answer, started = run_worker("fresh", {**spec, "question": spare.pop()})
-            total = answer["answered"] - started
-            imports = total - answer["open_s"] - answer["query_s"]
-            if not totals or total > max(totals):
-                worst = (
-                    f"{total:.2f} s start -> answer (query alone {answer['query_s']:.2f} s, open "
-                    f"{answer['open_s']:.2f} s, interpreter + imports {imports:.2f} s)"
-                )
-            totals.append(total)
-            stages = ", ".join(f"{k} {v:.0f}" for k, v in answer["stages"].items())
+            timed.append(start("fresh", spare.pop()))
+            total, answer = timed[-1]
+            stages = stage_list(answer["stages"])
             print(f"  {label}, run {run + 1}: {total:.2f} s; the query's stages (ms) {stages}", flush=True)
-        value = worst if runs == 1 else f"slowest of {runs}: {worst}; all: {', '.join(f'{t:.2f}' for t in totals)} s"
-        table.add(target, size, label, value, goal or "", None if goal is None else max(totals) <= 5.0)
+
+        def describe(total: float, answer: dict[str, Any]) -> str:
+            imports = total - answer["open_s"] - answer["query_s"]
+            return (
+                f"{total:.2f} s start -> answer (query alone {answer['query_s']:.2f} s, open "
+                f"{answer['open_s']:.2f} s, interpreter + imports {imports:.2f} s)"
+            )
+
+        worst = max(total for total, _ in timed)
+        table.add(target, size, label, slowest_of(timed, describe), goal or "", None if goal is None else worst <= 5.0)
 
     had_copy = keyword_disk(spec) > 0
     fresh(
@@ -695,8 +713,7 @@ def measure(
         warm = reader.ask(cmd="warm", qs=warm_qs, modes=list(MODES))
         times = warm["times"]
         for mode, slow in warm["slowest"].items():
-            stages = ", ".join(f"{k} {v:.0f}" for k, v in slow["stages"].items())
-            print(f"  slowest warm {mode} query: {slow['ms']:.0f} ms ({stages})", flush=True)
+            print(f"  slowest warm {mode} query: {slow['ms']:.0f} ms ({stage_list(slow['stages'])})", flush=True)
         table.add(
             target,
             size,
@@ -745,7 +762,7 @@ def measure(
             wrote = reader.ask(cmd="add", source=source, text=text)
             how = "one document written (same process: one process per embedded folder)"
         after = reader.ask(cmd="query", mode="hybrid", q=spare.pop())
-        stages = ", ".join(f"{k} {v:.0f}" for k, v in after["stages"].items())
+        stages = stage_list(after["stages"])
         print(f"  the first hybrid query after the write: {after['ms']:.0f} ms ({stages})", flush=True)
         table.add(
             target,
@@ -791,18 +808,12 @@ def measure(
         "<= 5 s",
         runs=args.fresh_runs,
     )
-    alone = []
-    for _ in range(args.fresh_runs):
-        answer, started = run_worker("chroma-alone", spec)
-        alone.append((answer["answered"] - started, answer["query_s"]))
-    slowest = max(alone)
+    alone = [start("chroma-alone") for _ in range(args.fresh_runs)]
     table.add(
         target,
         size,
         "reference: the same start with chromadb alone (import, client, one 1-neighbour query; no shortlist)",
-        f"slowest of {len(alone)}: {slowest[0]:.2f} s (its query {slowest[1]:.2f} s); all: "
-        + ", ".join(f"{t:.2f}" for t, _ in alone)
-        + " s",
+        slowest_of(alone, lambda total, answer: f"{total:.2f} s (its query {answer['query_s']:.2f} s)"),
         "",
         None,
     )
