@@ -39,6 +39,11 @@ def _write(store: ChunkStore, texts: dict[str, str]) -> list[ChunkRecord]:
     return recs
 
 
+def _plain_add(store: ChunkStore, id_: str, text: str, seed: int) -> None:
+    """A plain chromadb client's add: no journal entry, no listener."""
+    store.collection.add(ids=[id_], embeddings=_vectors(1, seed), documents=[text], metadatas=[{"x": 1}])
+
+
 def _found(cache: KeywordCache, query: str, n: int = 10) -> set[str]:
     return {i for i, _ in cache.search(query, n)}
 
@@ -127,7 +132,7 @@ def test_plain_client_writes_are_caught_by_refresh(store: ChunkStore) -> None:
     cache = KeywordCache(store)
     assert _found(cache, "cats")
     # A plain chromadb client adds one chunk and rewrites another's text under the same id: no journal entry.
-    store.collection.add(ids=["plain"], embeddings=_vectors(1, 9), documents=["zebras graze"], metadatas=[{"x": 1}])
+    _plain_add(store, "plain", "zebras graze", seed=9)
     store.collection.update(ids=[recs[0].id], documents=["lions roar"], embeddings=_vectors(1, 8))
     assert not _found(cache, "zebras") and _found(cache, "cats")
     cache.refresh()
@@ -146,7 +151,7 @@ def test_an_intent_without_its_done_is_applied_after_the_pending_time(
     # A writer that died after its write reached Chroma but before its done entry: only the intent is there.
     journal = Journal(store.client, "col")
     journal.intend(["ghost"])
-    store.collection.add(ids=["ghost"], embeddings=_vectors(1, 5), documents=["ghost story"], metadatas=[{"x": 1}])
+    _plain_add(store, "ghost", "ghost story", seed=5)
     cache.catch_up()
     assert not _found(cache, "ghost")  # waiting for the done
     time.sleep(0.35)
@@ -154,7 +159,7 @@ def test_an_intent_without_its_done_is_applied_after_the_pending_time(
     assert _found(cache, "ghost") == {"ghost"}
     # Another writer's complete batch is applied at once.
     other = ChunkStore("col", client=store.client, encoder=Encoder.shared())
-    other.collection.add(ids=["late"], embeddings=_vectors(1, 6), documents=["late owl"], metadatas=[{"x": 1}])
+    _plain_add(other, "late", "late owl", seed=6)
     assert other.journal is not None
     other.journal.done(other.journal.intend(["late"]))
     cache.catch_up()
@@ -246,7 +251,7 @@ def test_a_cache_opening_after_a_writer_died_applies_its_last_intent_at_once(sto
     # The writer died in its write: the intent is in the journal, the chunk reached Chroma, no done followed.
     journal = Journal(store.client, "col")
     journal.intend(["orphan"])
-    store.collection.add(ids=["orphan"], embeddings=_vectors(1, 7), documents=["orphan gannet"], metadatas=[{"x": 1}])
+    _plain_add(store, "orphan", "orphan gannet", seed=7)
     again = KeywordCache(store)  # opening (or taking over a dead applier's copy) applies it without waiting
     assert _found(again, "gannet") == {"orphan"}
     again.close()
@@ -345,17 +350,17 @@ def test_an_embedded_folder_compares_the_ids_once_then_the_counts(
     monkeypatch.setattr(cache_module, "IDS_RECONCILE_SECONDS", 0.0)
     # A plain chromadb client replaces a chunk by another (the count stays): the first ids check catches it.
     store.collection.delete(ids=[recs[0].id])
-    store.collection.add(ids=["plain-1"], embeddings=_vectors(1, 9), documents=["zebras graze"], metadatas=[{"x": 1}])
+    _plain_add(store, "plain-1", "zebras graze", seed=9)
     cache._tick()
     assert _found(cache, "zebras") and not _found(cache, "cats purr")
     # Later same-count replacements wait for refresh_keyword_index() (only this process writes an embedded folder);
     # a count change is still caught by the count check.
     store.collection.delete(ids=[recs[1].id])
-    store.collection.add(ids=["plain-2"], embeddings=_vectors(1, 7), documents=["otters float"], metadatas=[{"x": 1}])
+    _plain_add(store, "plain-2", "otters float", seed=7)
     cache._tick()
     assert not _found(cache, "otters")
     monkeypatch.setattr(cache_module, "RECONCILE_SECONDS", 0.0)
-    store.collection.add(ids=["plain-3"], embeddings=_vectors(1, 6), documents=["moles dig"], metadatas=[{"x": 1}])
+    _plain_add(store, "plain-3", "moles dig", seed=6)
     cache._tick()
     assert _found(cache, "moles") and _found(cache, "otters")  # the count moved: the ids were compared
     cache.close()
@@ -403,7 +408,7 @@ def test_the_ids_check_waits_a_hundred_times_its_last_duration_when_that_is_long
     cache.index()
     monkeypatch.setattr(cache_module, "IDS_RECONCILE_SECONDS", 0.0)
     store.collection.delete(ids=[recs[0].id])  # a plain client's same-count replacement: only an ids check sees it
-    store.collection.add(ids=["plain-1"], embeddings=_vectors(1, 9), documents=["zebras graze"], metadatas=[{"x": 1}])
+    _plain_add(store, "plain-1", "zebras graze", seed=9)
     cache._ids_check_seconds = 30.0  # as if the last listing had taken 30 s: the next one is due 50 min later
     cache._tick()
     assert not _found(cache, "zebras")
